@@ -1,0 +1,17 @@
+"""Model-side code, one job per module: loading, processing, batching, pooling, the API."""
+
+from omni_rag.embedder.base import STREAMS, EmbeddingBackend, EmbedResult, PreparedItem, split_streams
+from omni_rag.embedder.embedder import OmniEmbedder
+from omni_rag.embedder.loading import DEFAULT_MODEL, OFFICIAL_REVISIONS, ModelLoadError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "OFFICIAL_REVISIONS",
+    "STREAMS",
+    "EmbedResult",
+    "EmbeddingBackend",
+    "ModelLoadError",
+    "OmniEmbedder",
+    "PreparedItem",
+    "split_streams",
+]
