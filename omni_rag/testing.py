@@ -22,6 +22,7 @@ comes from the attention pattern alone.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -129,7 +131,7 @@ _CORPUS: tuple[str, ...] = (
     "Photosynthesis converts light energy into chemical energy stored in sugar.",
     "The meeting was moved to Tuesday afternoon at three o'clock.",
     "Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 2025 3.14 42.",
-    "Punctuation, quotes \"like this\", (parentheses), [brackets] and {braces}; colons: semicolons!",
+    'Punctuation, quotes "like this", (parentheses), [brackets] and {braces}; colons: semicolons!',
     "She said it's fine, they're here, we've won, I'm done, you'll see, he'd go.",
     "Embeddings are normalised so that cosine similarity equals the dot product.",
     "A red square, a green circle, a blue triangle and a yellow star.",
@@ -189,7 +191,16 @@ def _audio_config_kwargs(output_dim: int) -> dict[str, Any]:
 
 def _build_tokenizer() -> Any:
     """Train a tiny byte-level BPE with Qwen2's pre-tokenizer and wrap it as the real tokenizer class."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import Qwen2Tokenizer
 
     bpe = Tokenizer(models.BPE())
@@ -216,19 +227,22 @@ def _build_tokenizer() -> Any:
     base = len(vocab)
     for offset, token in enumerate(SPECIAL_TOKENS):
         vocab[token] = base + offset
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        unk_token=None,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=dict(_NAMED_TOKENS),
-        model_max_length=32768,
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-        split_special_tokens=False,
-    )
+    # Passed as a dict: the stubs type ``merges`` as strings and ``unk_token`` as non-optional, but the
+    # real Qwen2.5-Omni tokenizer has merge pairs and no unk token.
+    tokenizer_kwargs: dict[str, Any] = {
+        "vocab": vocab,
+        "merges": merges,
+        "unk_token": None,
+        "bos_token": None,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "extra_special_tokens": dict(_NAMED_TOKENS),
+        "model_max_length": 32768,
+        "padding_side": "left",
+        "clean_up_tokenization_spaces": False,
+        "split_special_tokens": False,
+    }
+    tokenizer = Qwen2Tokenizer(**tokenizer_kwargs)
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     return tokenizer
 
@@ -240,7 +254,7 @@ def _build_processor(tokenizer: Any) -> Any:
 
     clip_mean = [0.48145466, 0.4578275, 0.40821073]
     clip_std = [0.26862954, 0.26130258, 0.27577711]
-    vision = {
+    vision: dict[str, Any] = {
         "min_pixels": 56 * 56,
         "max_pixels": 14 * 14 * 4 * 16384,
         "patch_size": 14,
@@ -287,6 +301,16 @@ def _build_config(tokenizer: Any) -> Any:
         **_text_config_kwargs(vocab_size, tid("<|endoftext|>"), tid("<|im_end|>"))
     )
     user_ids = tokenizer.encode("user", add_special_tokens=False)
+    # Not declared fields of the config class, but read by ``get_rope_index`` (and present in the real
+    # thinker config), so they must match the tokenizer too.
+    extra: dict[str, Any] = {
+        "vision_start_token_id": tid("<|vision_bos|>"),
+        "vision_end_token_id": tid("<|vision_eos|>"),
+        "vision_token_id": tid("<|vision_pad|>"),
+        "pad_token_id": tid("<|endoftext|>"),
+        "bos_token_id": tid("<|im_start|>"),
+        "eos_token_id": tid("<|im_end|>"),
+    }
     return Qwen2_5OmniThinkerConfig(
         text_config=text_config,
         vision_config=Qwen2_5OmniVisionEncoderConfig(**_vision_config_kwargs(hidden)),
@@ -299,14 +323,7 @@ def _build_config(tokenizer: Any) -> Any:
         user_token_id=int(user_ids[0]),
         position_id_per_seconds=25,
         seconds_per_chunk=2,
-        # Not declared fields of the config class, but read by ``get_rope_index`` (and present in the real
-        # thinker config), so they must match the tokenizer too.
-        vision_start_token_id=tid("<|vision_bos|>"),
-        vision_end_token_id=tid("<|vision_eos|>"),
-        vision_token_id=tid("<|vision_pad|>"),
-        pad_token_id=tid("<|endoftext|>"),
-        bos_token_id=tid("<|im_start|>"),
-        eos_token_id=tid("<|im_end|>"),
+        **extra,
     )
 
 
@@ -453,9 +470,24 @@ def build_tiny_checkpoint(
     else:
         model = backbone
 
-    model.save_pretrained(target)
+    with _quiet_progress_bars():
+        model.save_pretrained(target)
     processor.save_pretrained(target)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """Silence transformers' shard-writing bar (noise in test logs), restoring the caller's setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _default_cache_dir() -> Path:

@@ -68,9 +68,23 @@ def video_frame(index: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return img.astype(np.uint8)
 
 
+def _layout(channels: int) -> str:
+    return "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
+
+
+def _add_audio(
+    container: av.container.OutputContainer, codec: str, rate: int, channels: int, sample_fmt: str
+) -> av.AudioStream:
+    stream = container.add_stream(codec, rate=rate)
+    assert isinstance(stream, av.AudioStream)
+    stream.codec_context.layout = _layout(channels)
+    stream.codec_context.format = sample_fmt
+    return stream
+
+
 def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStream, wave: np.ndarray) -> None:
     fmt = stream.codec_context.format.name
-    layout = "mono" if wave.shape[0] == 1 else "stereo" if wave.shape[0] == 2 else f"{wave.shape[0]}c"
+    layout = _layout(wave.shape[0])
     chunk = 4096
     for start in range(0, wave.shape[1], chunk):
         part = wave[:, start : start + chunk]
@@ -107,10 +121,7 @@ def make_audio(
         sample_rate = 48000
     wave = tone(seconds, sample_rate, channels, freq, seed)
     with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=sample_rate)
-        stream.codec_context.layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
-        stream.codec_context.format = sample_fmt
-        _encode_audio(container, stream, wave)
+        _encode_audio(container, _add_audio(container, codec, sample_rate, channels, sample_fmt), wave)
     return path
 
 
@@ -137,26 +148,28 @@ def make_video(
     n_frames = round(seconds * fps)
     with av.open(str(path), "w") as container:
         vs = container.add_stream(vcodec, rate=fps)
+        assert isinstance(vs, av.VideoStream)
         vs.width, vs.height = size
         vs.pix_fmt = pix_fmt
         if gop is not None:
             vs.codec_context.gop_size = gop
         if vcodec == "libx264":
-            vs.options = {"preset": "veryfast", "crf": "18"} | ({"keyint": str(gop)} if gop else {})
+            vs.options = {"preset": "veryfast", "crf": "18", **({"keyint": str(gop)} if gop else {})}
         elif vcodec.startswith("libvpx"):
             vs.options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}
         a_stream = None
         if audio:
             rate = audio_rate if acodec != "libopus" else 48000
-            a_stream = container.add_stream(acodec, rate=rate)
-            a_stream.codec_context.layout = "stereo"
-            a_stream.codec_context.format = {"aac": "fltp", "flac": "s16", "libopus": "flt"}.get(acodec, "s16")
+            sample_fmt = {"aac": "fltp", "flac": "s16", "libopus": "flt"}.get(acodec, "s16")
+            a_stream = _add_audio(container, acodec, rate, 2, sample_fmt)
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(video_frame(i, size, seed), format="rgb24")
             container.mux(vs.encode(frame))
         container.mux(vs.encode(None))
         if a_stream is not None:
-            _encode_audio(container, a_stream, tone(seconds, a_stream.codec_context.sample_rate, 2, freq, seed))
+            _encode_audio(
+                container, a_stream, tone(seconds, a_stream.codec_context.sample_rate, 2, freq, seed)
+            )
     return path
 
 
@@ -183,10 +196,9 @@ def make_audio_with_cover(path: str | Path, seconds: float = 1.0, *, seed: int =
     cover = io.BytesIO()
     Image.fromarray(video_frame(0, (32, 32), seed)).save(cover, format="PNG")
     with av.open(str(path), "w", format="mp3") as container:
-        a_stream = container.add_stream("libmp3lame", rate=44100)
-        a_stream.codec_context.layout = "mono"
-        a_stream.codec_context.format = "fltp"
+        a_stream = _add_audio(container, "libmp3lame", 44100, 1, "fltp")
         pic = container.add_stream("png")
+        assert isinstance(pic, av.VideoStream)
         pic.width, pic.height = 32, 32
         pic.pix_fmt = "rgb24"
         pic.disposition = av.stream.Disposition.attached_pic

@@ -9,7 +9,8 @@ import pytest
 import pytrec_eval
 
 from omni_rag.errors import OmniError
-from omni_rag.eval.metrics import EvalError, EvalResult, evaluate, metric_keys, trec_order
+from omni_rag.eval.errors import EvalError
+from omni_rag.eval.metrics import EvalResult, evaluate, metric_keys, trec_order
 
 TOL = 1e-9
 
@@ -51,7 +52,7 @@ def _random_case(rng: np.random.Generator) -> tuple[dict, dict]:
         if rng.random() < 0.2:
             rels[:] = 0  # judged but nothing relevant
         if len(judged) or rng.random() < 0.5:
-            qrels[qid] = {str(d): int(r) for d, r in zip(judged, rels)}
+            qrels[qid] = {str(d): int(r) for d, r in zip(judged, rels, strict=True)}
         if rng.random() < 0.15:
             continue  # judged query the run does not answer
         retrieved = rng.choice(pool, size=rng.integers(0, len(pool) + 1), replace=False)
@@ -64,7 +65,7 @@ def _random_case(rng: np.random.Generator) -> tuple[dict, dict]:
             scores = rng.choice([0.0, -0.0, -1.5, 2.0], size=len(retrieved))
         else:
             scores = rng.normal(size=len(retrieved))
-        run[qid] = {str(d): float(s) for d, s in zip(retrieved, scores)}
+        run[qid] = {str(d): float(s) for d, s in zip(retrieved, scores, strict=True)}
     run["unjudged"] = {pool[0]: 1.0}
     return run, qrels
 

@@ -13,7 +13,8 @@ import torch
 from omni_rag.content import Content, ItemLike, as_content
 from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, PreparedItem, split_streams
 from omni_rag.embedder.batching import length_sorted_batches
-from omni_rag.embedder.loading import DEFAULT_MODEL, ModelLoadError, resolve_load_options
+from omni_rag.embedder.loading import DEFAULT_MODEL, resolve_load_options
+from omni_rag.embedder.registry import select_backend
 from omni_rag.errors import ItemFailure, OmniInputError
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ class OmniEmbedder:
             **kwargs: Backend options: ``prompts``, ``truncate``, ``videos_kwargs``,
                 ``video_options``, ``model_kwargs`` (passed to ``AutoModel.from_pretrained``).
         """
-        from omni_rag.embedder.qwen_omni import model as qwen_omni
-
         options = resolve_load_options(
             name_or_path,
             device=device,
@@ -83,14 +82,7 @@ class OmniEmbedder:
         )
         if options.device.type == "cpu" and device is None:
             logger.warning("No GPU found: running on the CPU, which is slow for a 3B-parameter model.")
-        backend: EmbeddingBackend
-        if qwen_omni.accepts(options.config):
-            backend = qwen_omni.QwenOmniBackend.load(options, **kwargs)
-        else:
-            raise ModelLoadError(
-                f"{options.name_or_path}: model_type {options.config.get('model_type')!r} is not supported "
-                f"(supported: {sorted(qwen_omni.MODEL_TYPES)})"
-            )
+        backend = select_backend(options.config, options.name_or_path).load(options, **kwargs)
         return cls(backend, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
 
     # -- facts about the model --------------------------------------------------------------------

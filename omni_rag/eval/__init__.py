@@ -6,10 +6,7 @@ results compared without a GPU. The embedding side lives in the CLI that produce
 
 from omni_rag.eval.data import (
     CorpusItem,
-    DataProblem,
-    EvalDataError,
     EvalDataset,
-    EvalDataWarning,
     EvalItem,
     QueryItem,
     load_corpus,
@@ -17,7 +14,8 @@ from omni_rag.eval.data import (
     load_qrels,
     load_queries,
 )
-from omni_rag.eval.metrics import EvalError, EvalResult, evaluate, metric_keys, trec_order
+from omni_rag.eval.errors import DataProblem, EvalDataError, EvalDataWarning, EvalError
+from omni_rag.eval.metrics import EvalResult, evaluate, metric_keys, trec_order
 from omni_rag.eval.report import (
     ABLATION_CONFIGS,
     PAPER_NDCG10,

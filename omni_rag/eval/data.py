@@ -22,38 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from omni_rag.eval.metrics import EvalError
+from omni_rag.eval.errors import DataProblem, EvalDataError, EvalDataWarning, EvalError
 
 MEDIA_FIELDS = ("image", "audio", "video")
 _TEXT_FIELDS = ("text", "title")
 _ID_FIELDS = ("_id", "id")
-_MAX_LISTED = 20
-
-
-class EvalDataWarning(UserWarning):
-    """A data problem that ``unknown_ids="warn"`` lets through."""
-
-
-@dataclass(frozen=True)
-class DataProblem:
-    """One bad line: where it is and why."""
-
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
-
-
-class EvalDataError(EvalError):
-    """A corpus, queries or qrels file is unusable; ``problems`` lists every bad line found."""
-
-    def __init__(self, problems: list[DataProblem]) -> None:
-        self.problems = tuple(problems)
-        shown = "\n  ".join(str(p) for p in problems[:_MAX_LISTED])
-        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-        super().__init__(f"{len(problems)} problem(s) in evaluation data:\n  {shown}{more}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +107,9 @@ def load_queries(path: str | os.PathLike[str], *, check_media: bool = True) -> l
     Raises:
         EvalDataError: Every bad line.
     """
-    return [QueryItem(**fields) for fields in _read_items(Path(path), allow_title=False, check_media=check_media)]
+    return [
+        QueryItem(**fields) for fields in _read_items(Path(path), allow_title=False, check_media=check_media)
+    ]
 
 
 def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
@@ -162,14 +137,18 @@ def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
             elif len(line.split()) == 4:
                 fmt = "trec"
             else:
-                problems.append(_problem(file, number, "not 'query-id<TAB>corpus-id<TAB>score' nor 'qid 0 docid rel'"))
+                problems.append(
+                    _problem(file, number, "not 'query-id<TAB>corpus-id<TAB>score' nor 'qid 0 docid rel'")
+                )
                 break
         cols = line.split("\t") if fmt == "tsv" else line.split()
         if fmt == "tsv" and len(cols) != 3:
             problems.append(_problem(file, number, f"expected 3 tab-separated columns, got {len(cols)}"))
             continue
         if fmt == "trec" and len(cols) != 4:
-            problems.append(_problem(file, number, f"expected 4 whitespace-separated columns, got {len(cols)}"))
+            problems.append(
+                _problem(file, number, f"expected 4 whitespace-separated columns, got {len(cols)}")
+            )
             continue
         qid, doc, raw = (cols[0], cols[1], cols[2]) if fmt == "tsv" else (cols[0], cols[2], cols[3])
         qid, doc = qid.strip(), doc.strip()
@@ -184,7 +163,9 @@ def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
         previous = qrels.setdefault(qid, {}).get(doc)
         if previous is not None and previous != rel:
             first = seen_at[(qid, doc)]
-            problems.append(_problem(file, number, f"({qid}, {doc}) judged {previous} on line {first}, now {rel}"))
+            problems.append(
+                _problem(file, number, f"({qid}, {doc}) judged {previous} on line {first}, now {rel}")
+            )
             continue
         seen_at.setdefault((qid, doc), number)
         qrels[qid][doc] = rel
@@ -275,7 +256,11 @@ def _read_items(file: Path, *, allow_title: bool, check_media: bool) -> list[dic
             problems.append(_problem(file, number, parsed))
             continue
         if parsed["id"] in first_line:
-            problems.append(_problem(file, number, f"duplicate id '{parsed['id']}' (first on line {first_line[parsed['id']]})"))
+            problems.append(
+                _problem(
+                    file, number, f"duplicate id '{parsed['id']}' (first on line {first_line[parsed['id']]})"
+                )
+            )
             continue
         first_line[parsed["id"]] = number
         items.append(parsed)
@@ -286,7 +271,9 @@ def _read_items(file: Path, *, allow_title: bool, check_media: bool) -> list[dic
     return items
 
 
-def _parse_item(record: Mapping[str, Any], base: Path, *, allow_title: bool, check_media: bool) -> dict[str, Any] | str:
+def _parse_item(
+    record: Mapping[str, Any], base: Path, *, allow_title: bool, check_media: bool
+) -> dict[str, Any] | str:
     """The dataclass fields of one record, or the reason it is unusable."""
     ids = [record[key] for key in _ID_FIELDS if record.get(key) is not None]
     if not ids:

@@ -33,17 +33,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from omni_rag.errors import OmniError
+from omni_rag.eval.errors import EvalError
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 
 #: Above this many relevant documents retrieved for one query, one sort beats counting per document.
 _SORT_THRESHOLD = 8
-
-
-class EvalError(OmniError, ValueError):
-    """An evaluation input (run, qrels, cutoffs, results file) is unusable."""
 
 
 def metric_keys(ks: Sequence[int]) -> tuple[str, ...]:
@@ -97,7 +93,9 @@ class EvalResult:
     def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
         try:
             return cls(
-                per_query={str(q): {str(m): float(v) for m, v in s.items()} for q, s in data["per_query"].items()},
+                per_query={
+                    str(q): {str(m): float(v) for m, v in s.items()} for q, s in data["per_query"].items()
+                },
                 means={str(m): float(v) for m, v in data["means"].items()},
                 ks=tuple(int(k) for k in data["ks"]),
                 missing_queries=tuple(str(q) for q in data.get("missing_queries", ())),
@@ -134,9 +132,7 @@ def evaluate(
     for qid, judgments in judged.items():
         _check_qrels(qid, judgments)
     if backend == "native":
-        per_query = {
-            qid: _score_query(qid, run[qid], judged[qid], cuts) for qid in run if qid in judged
-        }
+        per_query = {qid: _score_query(qid, run[qid], judged[qid], cuts) for qid in run if qid in judged}
     elif backend == "pytrec_eval":
         per_query = _pytrec_eval_scores(run, judged, cuts)
     else:
@@ -156,8 +152,8 @@ def trec_order(scores: Mapping[str, float]) -> list[str]:
 
     Use it to cut a run to its top k exactly as the metrics rank it (e.g. before storing a run).
     """
-    values = _as_float32("<run>", scores)
-    return [doc for _, doc in sorted(zip(values, scores), reverse=True)]
+    values = _as_float32("<run>", scores).tolist()
+    return [doc for _, doc in sorted(zip(values, scores, strict=True), reverse=True)]
 
 
 def _check_ks(ks: Sequence[int] | Iterable[int]) -> tuple[int, ...]:
@@ -176,8 +172,8 @@ def _check_qrels(qid: str, judgments: Mapping[str, int]) -> None:
             raise EvalError(f"qrels[{qid!r}][{doc!r}] = {rel!r}: relevance must be an int")
 
 
-def _as_float32(qid: str, scores: Mapping[str, float]) -> list[float]:
-    """Scores as trec_eval sees them (C float), as Python floats; rejects what it cannot rank."""
+def _as_float32(qid: str, scores: Mapping[str, float]) -> np.ndarray:
+    """Scores as trec_eval sees them (C float), held in float64; rejects what it cannot rank."""
     try:
         values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
     except (TypeError, ValueError) as exc:
@@ -186,13 +182,15 @@ def _as_float32(qid: str, scores: Mapping[str, float]) -> list[float]:
         doc = next(d for d, v in scores.items() if math.isnan(v))
         raise EvalError(f"run[{qid!r}][{doc!r}] is NaN: it cannot be ranked")
     with np.errstate(over="ignore"):
-        return values.astype(np.float32).tolist()  # type: ignore[no-any-return]
+        return values.astype(np.float32).astype(np.float64)
 
 
-def _score_query(qid: str, scores: Mapping[str, float], judgments: Mapping[str, int], ks: tuple[int, ...]) -> dict[str, float]:
-    values = dict(zip(scores, _as_float32(qid, scores)))
+def _score_query(
+    qid: str, scores: Mapping[str, float], judgments: Mapping[str, int], ks: tuple[int, ...]
+) -> dict[str, float]:
+    values = _as_float32(qid, scores)
     num_rel = sum(1 for rel in judgments.values() if rel > 0)
-    ranked = _relevant_ranks(values, judgments)  # [(rank, rel)] ascending by rank
+    ranked = _relevant_ranks(scores, values, judgments)  # [(rank, rel)] ascending by rank
     out: dict[str, float] = {}
     if num_rel == 0:
         return dict.fromkeys(metric_keys(ks), 0.0)
@@ -215,7 +213,7 @@ def _score_query(qid: str, scores: Mapping[str, float], judgments: Mapping[str, 
     precisions = [(i + 1) / rank for i, (rank, _) in enumerate(ranked)]
     for k in ks:
         total = 0.0
-        for (rank, _), precision in zip(ranked, precisions):
+        for (rank, _), precision in zip(ranked, precisions, strict=True):
             if rank > k:
                 break
             total += precision
@@ -227,26 +225,32 @@ def _score_query(qid: str, scores: Mapping[str, float], judgments: Mapping[str, 
     return out
 
 
-def _relevant_ranks(values: Mapping[str, float], judgments: Mapping[str, int]) -> list[tuple[int, int]]:
+def _relevant_ranks(
+    scores: Mapping[str, float], values: np.ndarray, judgments: Mapping[str, int]
+) -> list[tuple[int, int]]:
     """1-based trec_eval ranks of the retrieved relevant documents, with their relevance, by rank.
 
-    Only relevant documents matter to every metric here, so they are ranked by counting who beats
-    them instead of sorting the whole run, unless there are enough of them that one sort is cheaper.
+    ``values`` are ``scores`` as float32, in the same order. Only relevant documents matter to
+    every metric here, so they are ranked by counting who beats them instead of sorting the whole
+    run, unless there are enough of them that one sort is cheaper.
     """
-    relevant = [(doc, rel) for doc, rel in judgments.items() if rel > 0 and doc in values]
+    relevant = [(doc, rel) for doc, rel in judgments.items() if rel > 0 and doc in scores]
     if not relevant:
         return []
     if len(relevant) > _SORT_THRESHOLD:
-        order = sorted(((score, doc) for doc, score in values.items()), reverse=True)
+        order = sorted(zip(values.tolist(), scores, strict=True), reverse=True)
         rels = dict(relevant)
         return [(i + 1, rels[doc]) for i, (_, doc) in enumerate(order) if doc in rels]
-    array = np.fromiter(values.values(), dtype=np.float64, count=len(values))
     ranks = []
+    ids: list[str] | None = None
     for doc, rel in relevant:
-        score = values[doc]
-        rank = 1 + int(np.count_nonzero(array > score))
-        if np.count_nonzero(array == score) > 1:
-            rank += sum(1 for other, value in values.items() if value == score and other > doc)
+        with np.errstate(over="ignore"):
+            score = float(np.float32(scores[doc]))
+        rank = 1 + int(np.count_nonzero(values > score))
+        ties = values == score
+        if np.count_nonzero(ties) > 1:
+            ids = ids if ids is not None else list(scores)
+            rank += sum(1 for i in np.flatnonzero(ties).tolist() if ids[i] > doc)
         ranks.append((rank, rel))
     ranks.sort()
     return ranks

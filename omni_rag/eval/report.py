@@ -19,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from omni_rag.eval.metrics import EvalError, EvalResult
+from omni_rag.eval.errors import EvalError
+from omni_rag.eval.metrics import EvalResult
 
 TEXT = "Text"
 AUDIO_ONLY = "Audio-only"
@@ -33,7 +34,13 @@ ABLATION_CONFIGS = (TEXT, AUDIO_ONLY, VIDEO_ONLY, AV_JOINT, AV_SEPARATE, RRF, DB
 
 #: NDCG@10 of Omni-Embed-Nemotron-3B in the paper (Table 2: LPM, Table 3: FineVideo).
 PAPER_NDCG10: dict[str, dict[str, float]] = {
-    "FineVideo": {TEXT: 0.6082, AUDIO_ONLY: 0.5407, VIDEO_ONLY: 0.4488, AV_JOINT: 0.4700, AV_SEPARATE: 0.5662},
+    "FineVideo": {
+        TEXT: 0.6082,
+        AUDIO_ONLY: 0.5407,
+        VIDEO_ONLY: 0.4488,
+        AV_JOINT: 0.4700,
+        AV_SEPARATE: 0.5662,
+    },
     "LPM": {TEXT: 0.8636, AUDIO_ONLY: 0.8238, VIDEO_ONLY: 0.7365, AV_JOINT: 0.8373, AV_SEPARATE: 0.8465},
 }
 
@@ -115,9 +122,9 @@ def ablation_chart(
     if reference:
         marked = [(i, reference[n]) for i, n in enumerate(names) if n in reference]
         if marked:
-            xs, ys = zip(*marked)
+            xs, ys = zip(*marked, strict=True)
             axes.scatter(xs, ys, marker="_", s=900, linewidths=2.5, color="#c00000", zorder=3, label="paper")
-            axes.legend(loc="upper right", fontsize=8)
+            axes.legend(loc="upper right", fontsize=8, markerscale=0.4)
     axes.set_xticks(positions, [textwrap.fill(n, 14) for n in names], fontsize=8)
     axes.set_ylabel(metric)
     axes.set_ylim(0, max(1.0, *values) * 1.08)
@@ -207,7 +214,11 @@ def compare(a_path: str | os.PathLike[str], b_path: str | os.PathLike[str], *, d
     """
     a, b = load_results(a_path), load_results(b_path)
     notes = [f"A: {os.fspath(a_path)} ({a.created})", f"B: {os.fspath(b_path)} ({b.created})"]
-    for label, left, right in (("model", a.model, b.model), ("config", a.config, b.config), ("package", a.packages, b.packages)):
+    for label, left, right in (
+        ("model", a.model, b.model),
+        ("config", a.config, b.config),
+        ("package", a.packages, b.packages),
+    ):
         for key in sorted(set(left) | set(right)):
             if left.get(key) != right.get(key):
                 notes.append(f"{label} `{key}`: {left.get(key)!r} -> {right.get(key)!r}")
@@ -222,7 +233,10 @@ def compare(a_path: str | os.PathLike[str], b_path: str | os.PathLike[str], *, d
     for name in ordered_configs([c for c in b.results if c in a.results]):
         ra, rb = a.results[name], b.results[name]
         if set(ra.per_query) != set(rb.per_query):
-            notes.append(f"{name}: query sets differ ({ra.num_queries} vs {rb.num_queries}); per-query counts use the common ones")
+            notes.append(
+                f"{name}: query sets differ ({ra.num_queries} vs {rb.num_queries}); "
+                "per-query counts use the common ones"
+            )
         common = [q for q in ra.per_query if q in rb.per_query]
         for metric in [m for m in ra.means if m in rb.means]:
             deltas = [rb.per_query[q][metric] - ra.per_query[q][metric] for q in common]

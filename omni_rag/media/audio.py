@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -74,17 +75,19 @@ class _AudioTrack:
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise MediaError(f"cannot open media file {path.name}: {e}") from e
         try:
-            self.stream = self.container.streams.best("audio")
+            stream = self.container.streams.best("audio")
         except (av.FFmpegError, ValueError):
-            self.stream = None
-        if self.stream is None:
+            stream = None
+        if not isinstance(stream, av.AudioStream):
             self.container.close()
             raise MediaError("no audio track")
-        rate = self.stream.codec_context.sample_rate or self.stream.rate
+        self.stream: av.AudioStream = stream
+        rate = stream.codec_context.sample_rate or stream.rate
         if not rate:
             self.container.close()
             raise MediaError("audio track has no sample rate")
         self.sample_rate = int(rate)
+        self.time_base = stream.time_base or Fraction(1, self.sample_rate)
         self.origin = self.stream.start_time or 0
 
     def close(self) -> None:
@@ -100,10 +103,13 @@ class _AudioTrack:
         """Yield ``(position, mono chunk)`` in order; the first chunk starts at or before ``start_sample``."""
         stream = self.stream
         seek_s = start_sample / self.sample_rate - _PREROLL_S
-        if seek_s > 0 and stream.time_base is not None:
+        if seek_s > 0:
             try:
                 self.container.seek(
-                    self.origin + int(seek_s / stream.time_base), stream=stream, backward=True, any_frame=False
+                    self.origin + int(seek_s / self.time_base),
+                    stream=stream,
+                    backward=True,
+                    any_frame=False,
                 )
             except av.FFmpegError:
                 yield from self._reopened().chunks(0)
@@ -125,18 +131,20 @@ class _AudioTrack:
         self.container, self.stream = fresh.container, fresh.stream
         return fresh
 
-    def _decode(self, *, seeked: bool) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode(self, *, seeked: bool) -> Generator[tuple[int, np.ndarray], None, None]:
         pos: int | None = None if seeked else 0
         try:
             for packet in self.container.demux(self.stream):
-                for frame in packet.decode():
+                for frame in self.stream.decode(packet):
                     if frame.sample_rate != self.sample_rate:
-                        raise MediaError(f"sample rate changes mid-stream ({self.sample_rate} -> {frame.sample_rate})")
+                        raise MediaError(
+                            f"sample rate changes mid-stream ({self.sample_rate} -> {frame.sample_rate})"
+                        )
                     chunk = _to_mono(_frame_to_float(frame))
                     if pos is None:
                         if frame.pts is None:
                             raise MediaError("cannot seek: audio frames carry no timestamps")
-                        pos = round((frame.pts - self.origin) * frame.time_base * self.sample_rate)
+                        pos = round((frame.pts - self.origin) * self.time_base * self.sample_rate)
                     yield pos, chunk
                     pos += chunk.shape[0]
         except av.FFmpegError as e:
@@ -162,13 +170,16 @@ def _check_waveform(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if x.ndim != 1:
         if x.ndim == 2:
             raise MediaError(
-                f"stereo/multi-channel waveform: pass a 1-D mono array at {SAMPLE_RATE} Hz, got shape {tuple(x.shape)}"
+                f"stereo/multi-channel waveform: pass a 1-D mono array at {SAMPLE_RATE} Hz, "
+                f"got shape {tuple(x.shape)}"
             )
         raise MediaError(f"expected a 1-D mono waveform at {SAMPLE_RATE} Hz, got shape {tuple(x.shape)}")
     is_float = x.is_floating_point() if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)
     if not is_float:
         raise MediaError(f"non-float waveform ({dtype}): pass float samples in [-1, 1] at {SAMPLE_RATE} Hz")
-    arr = (x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else x).astype(np.float32, copy=False)
+    arr = (x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else x).astype(
+        np.float32, copy=False
+    )
     if arr.size == 0:
         raise MediaError("empty waveform")
     if not np.isfinite(arr).all():
@@ -208,7 +219,9 @@ def load_audio(src: AudioSource, *, start_s: float | None = None, end_s: float |
         wave = _check_waveform(src)
         out = _slice_array(wave, start_s, end_s)
         if out.size == 0:
-            raise MediaError(f"audio window [{start_s}, {end_s}) s is empty; waveform is {wave.size / SAMPLE_RATE:.2f} s")
+            raise MediaError(
+                f"audio window [{start_s}, {end_s}) s is empty; waveform is {wave.size / SAMPLE_RATE:.2f} s"
+            )
         return out
     if not isinstance(src, str | os.PathLike):
         raise MediaError(f"unsupported audio type {type(src).__name__}")
@@ -217,7 +230,9 @@ def load_audio(src: AudioSource, *, start_s: float | None = None, end_s: float |
         native = track.read(first, count)
         if native.size == 0:
             raise MediaError(
-                "audio track is empty" if start_s is None else f"audio window starting at {start_s} s is empty"
+                "audio track is empty"
+                if start_s is None
+                else f"audio window starting at {start_s} s is empty"
             )
         return _resample(native, track.sample_rate)
 
@@ -249,7 +264,7 @@ def iter_audio_windows(
         buf = np.zeros(0, dtype=np.float32)
         buf_start = 0  # sample position of buf[0]
         k = 0
-        for pos, chunk in track.chunks(0):
+        for _, chunk in track.chunks(0):
             buf = np.concatenate([buf, chunk])
             while True:
                 s = k * hop_s
@@ -286,7 +301,9 @@ def _slice_array(wave: np.ndarray, start_s: float | None, end_s: float | None) -
     return np.ascontiguousarray(wave[int(SAMPLE_RATE * (start_s or 0.0)) : stop])
 
 
-def _windows_of_array(wave: np.ndarray, window_s: float, hop_s: float) -> Iterator[tuple[float, float, np.ndarray]]:
+def _windows_of_array(
+    wave: np.ndarray, window_s: float, hop_s: float
+) -> Iterator[tuple[float, float, np.ndarray]]:
     duration = wave.shape[0] / SAMPLE_RATE
     k = 0
     while (s := k * hop_s) < duration:

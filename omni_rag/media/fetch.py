@@ -133,4 +133,3 @@ def local_file(
             yield fetch_url(src)
             return
     yield _existing_file(src)
-

@@ -26,7 +26,9 @@ def _describe(x: np.ndarray | torch.Tensor) -> str:
 
 def _from_array(arr: np.ndarray) -> PIL.Image.Image:
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-        raise MediaError(f"expected HWC uint8 array with 1, 3 or 4 channels (or HW grayscale), got {_describe(arr)}")
+        raise MediaError(
+            f"expected HWC uint8 array with 1, 3 or 4 channels (or HW grayscale), got {_describe(arr)}"
+        )
     if 0 in arr.shape:
         raise MediaError(f"empty image array, got {_describe(arr)}")
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -39,7 +41,11 @@ def _from_tensor(t: torch.Tensor) -> PIL.Image.Image:
     if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[0] not in (1, 3, 4):
         raise MediaError(
             f"expected CHW uint8 tensor with 1, 3 or 4 channels, got {_describe(t)}"
-            + ("; convert float images with (t * 255).round().to(torch.uint8)" if t.is_floating_point() else "")
+            + (
+                "; convert float images with (t * 255).round().to(torch.uint8)"
+                if t.is_floating_point()
+                else ""
+            )
         )
     return _from_array(t.detach().cpu().permute(1, 2, 0).numpy())
 
@@ -75,15 +81,12 @@ def load_image(src: ImageSource) -> PIL.Image.Image:
     Raises:
         MediaError: unsupported type, wrong shape/dtype, missing or undecodable file.
     """
-    img: PIL.Image.Image
     if isinstance(src, PIL.Image.Image):
-        img = src
-    elif isinstance(src, np.ndarray):
-        img = _from_array(src)
-    elif isinstance(src, torch.Tensor):
-        img = _from_tensor(src)
-    elif isinstance(src, str | os.PathLike):
-        img = _open_file(src)
-    else:
-        raise MediaError(f"unsupported image type {type(src).__name__}")
-    return _to_rgb(img)
+        return _to_rgb(src)
+    if isinstance(src, np.ndarray):
+        return _to_rgb(_from_array(src))
+    if isinstance(src, torch.Tensor):
+        return _to_rgb(_from_tensor(src))
+    if isinstance(src, str | os.PathLike):
+        return _open_file(src)
+    raise MediaError(f"unsupported image type {type(src).__name__}")

@@ -51,8 +51,8 @@ from omni_rag.store.models import (
     Hit,
     HitGroup,
     PayloadKey,
-    Stream,
     StoredPoint,
+    Stream,
 )
 
 POINT_ID_NAMESPACE = uuid.UUID("8430158d-1408-46c4-8dc2-d85aa8ed2b27")

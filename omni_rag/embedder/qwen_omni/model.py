@@ -16,8 +16,9 @@ from omni_rag.embedder.qwen_omni.processor import OmniInputs, OmniProcessor
 
 DEFAULT_PROMPTS: dict[str, str | None] = {"query": "query: ", "document": "passage: "}
 
-#: ``model_type`` values this backend serves.
-MODEL_TYPES = frozenset({"qwen2_5_omni_thinker", "qwen2_5_omni"})
+#: ``model_type`` values this backend serves: the native thinker, and the remote-code config of
+#: nvidia/omni-embed-nemotron-3b (``NVOmniEmbedConfig``, a subclass of the thinker's config).
+MODEL_TYPES = frozenset({"qwen2_5_omni_thinker", "nvomniembed"})
 
 _ALL = frozenset({"text", "image", "audio", "video"})
 
@@ -132,3 +133,8 @@ class QwenOmniBackend:
         hidden = self._last_hidden_state(moved)
         pooled = pool_and_normalize(hidden, moved["attention_mask"])
         return pooled.cpu().numpy().astype(np.float32)
+
+
+def load(options: LoadOptions, **kwargs: Any) -> QwenOmniBackend:
+    """Registry entry point (see :mod:`omni_rag.embedder.registry`)."""
+    return QwenOmniBackend.load(options, **kwargs)

@@ -1,0 +1,137 @@
+"""``omni-rag``: index files and folders into Qdrant, search them with any modality, inspect.
+
+Only argument parsing lives here; each command is its own module, imported when it runs so
+``omni-rag --help`` and ``omni-rag info`` never pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
+from omni_rag.store import FUSION_MODES
+
+__all__ = ["CliError", "ExitCode", "build_parser", "main"]
+
+#: Module and function that run each command.
+_COMMANDS = {
+    "index": ("omni_rag.cli.index", "run_index"),
+    "search": ("omni_rag.cli.search", "run_search"),
+    "info": ("omni_rag.cli.info", "run_info"),
+}
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collection", "-c", required=True, help="Qdrant collection name")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="PATH", help="embedded Qdrant folder (default: ./.omni-rag)")
+    where.add_argument("--url", help="Qdrant server URL instead of an embedded folder")
+    parser.add_argument("--api-key", help="Qdrant server API key")
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        "-m",
+        metavar="NAME_OR_PATH",
+        help="hub id or local folder (default: $OMNI_RAG_MODEL, else nvidia/omni-embed-nemotron-3b)",
+    )
+    parser.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: CUDA if available)")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="items per forward pass")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="allow a checkpoint that ships its own modelling code (official ids are trusted pinned)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line, with the exit codes at the end of ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="omni-rag",
+        description="Omni-Embed-Nemotron-3B retrieval over text, images, audio and video, stored in Qdrant.",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    index = commands.add_parser(
+        "index",
+        help="embed files and folders (modality detected from content)",
+        description="Embed files and folders into a collection. Files already indexed with the same "
+        "content are skipped; files that fail are listed at the end (exit code 1).",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    index.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (walked recursively)")
+    _store_options(index)
+    _model_options(index)
+    index.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files whose name matches (repeatable)",
+    )
+    index.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    search = commands.add_parser(
+        "search",
+        help="search with text, an image, audio, a video, or a mix",
+        description="Search a collection. Media flags combine with each other and with text.",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    search.add_argument("query", nargs="?", metavar="QUERY", help="query text")
+    search.add_argument("--text", "-t", help="query text (alternative to QUERY)")
+    search.add_argument("--image", metavar="FILE", help="query image")
+    search.add_argument("--audio", metavar="FILE", help="query audio (any container with an audio track)")
+    search.add_argument(
+        "--video", metavar="FILE", help="query video (frames; add --audio FILE for its sound)"
+    )
+    _store_options(search)
+    _model_options(search)
+    search.add_argument(
+        "--streams", metavar="LIST", help="comma list of text,image,audio,video (default: all)"
+    )
+    search.add_argument("--fusion", choices=FUSION_MODES, default="mean", help="how stream scores combine")
+    search.add_argument("-k", type=int, default=10, help="number of results")
+    search.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    info = commands.add_parser(
+        "info",
+        help="points, streams, dimension and model of a collection",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _store_options(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``omni-rag``; returns the exit code (see :class:`ExitCode`)."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1 or getattr(args, "batch_size", 1) < 1:
+        print("omni-rag: error: -k and --batch-size must be >= 1", file=sys.stderr)
+        return ExitCode.USAGE
+    logging.basicConfig(level=logging.WARNING, format="omni-rag: warning: %(message)s")
+    module, function = _COMMANDS[args.command]
+    try:
+        code: int = getattr(importlib.import_module(module), function)(args)
+    except CliError as error:
+        print(f"omni-rag: error: {error.message}", file=sys.stderr)
+        return int(error.code)
+    except KeyboardInterrupt:
+        print("omni-rag: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``omni-rag index``: embed files and folders into a collection, reporting every file's fate.
+
+One bad file never stops a run: it is listed at the end with its reason and the exit code
+becomes 1. Files already in the collection are recognised by their content-hash id and not
+embedded again, so re-running an index over a growing folder only pays for what is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from omni_rag.cli.connect import open_store
+from omni_rag.cli.errors import CliError, ExitCode
+from omni_rag.cli.files import FileItem, FileProblem, FileScan, scan_paths
+from omni_rag.cli.model import load_embedder
+from omni_rag.cli.render import render_index_report
+from omni_rag.retriever import ModelMismatchError, OmniRetriever, content_id
+from omni_rag.store import StoreError
+
+
+@dataclass
+class IndexReport:
+    """What an index run did, file by file.
+
+    Attributes:
+        added: Files embedded and written.
+        unchanged: Files already in the collection (same content), not embedded again.
+        skipped: Files that are not media or text.
+        failures: Missing paths and files that could not be read or embedded, with reasons.
+        seconds: Wall time of the embedding phase.
+    """
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[FileProblem] = field(default_factory=list)
+    failures: list[FileProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``PARTIAL`` (1) as soon as one file failed, else ``OK``."""
+        return ExitCode.PARTIAL if self.failures else ExitCode.OK
+
+
+def index_scan(
+    retriever: OmniRetriever, scan: FileScan, *, chunk: int = 8, quiet: bool = False
+) -> IndexReport:
+    """Add the scanned files ``chunk`` at a time, with a progress bar on stderr.
+
+    Raises:
+        ModelMismatchError: The collection holds another model's vectors (checked before any work).
+    """
+    report = IndexReport(skipped=list(scan.skipped), failures=list(scan.failures))
+    start = time.perf_counter()
+    retriever.check_model()
+    bar = tqdm(
+        total=len(scan.items),
+        unit="file",
+        desc="indexing",
+        file=sys.stderr,
+        disable=quiet or None,
+        leave=False,
+    )
+    with bar:
+        for offset in range(0, len(scan.items), chunk):
+            batch: list[FileItem] = scan.items[offset : offset + chunk]
+            _add_batch(retriever, batch, report)
+            bar.update(len(batch))
+            bar.set_postfix(
+                added=len(report.added), unchanged=len(report.unchanged), failed=len(report.failures)
+            )
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: IndexReport) -> None:
+    """Add one chunk; an unexpected error fails that chunk's files, never the run."""
+    try:
+        result = retriever.add([item.content for item in batch], errors="skip")
+    except (ModelMismatchError, StoreError):
+        raise
+    except Exception as error:  # a decoder or model crash on one chunk must not lose the others
+        report.failures.extend(
+            FileProblem(str(item.path), f"{type(error).__name__}: {error}") for item in batch
+        )
+        return
+    failed = {f.index for f in result.failures}
+    for f in result.failures:
+        report.failures.append(FileProblem(str(batch[f.index].path), f"{f.field}: {f.reason}"))
+    unchanged = set(result.unchanged)  # add() reports ids; its default ids are content_id()
+    for i, item in enumerate(batch):
+        if i not in failed:
+            target = report.unchanged if content_id(item.content) in unchanged else report.added
+            target.append(str(item.path))
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """The ``index`` command: scan, open the store, load the model, add, report."""
+    scan = scan_paths(args.paths, exclude=args.exclude)
+    store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
+    try:
+        embedder = load_embedder(
+            args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            trust_remote_code=args.trust_remote_code,
+        )
+        retriever = OmniRetriever(embedder, store)
+        try:
+            report = index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)
+        except ModelMismatchError as error:
+            raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
+        total = store.count()
+    finally:
+        store.close()
+    print(render_index_report(report, collection=args.collection, total=total))
+    return int(report.exit_code)

@@ -1,0 +1,131 @@
+"""Choosing and loading the model, failing within seconds when the hub cannot be reached.
+
+Without this, ``huggingface_hub`` retries an unreachable hub with back-off for about 40 s per
+file before giving up, which looks like a hang to someone on an offline machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omni_rag.cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from omni_rag.embedder import OmniEmbedder
+
+#: Environment variable naming the model when ``--model`` is not given.
+MODEL_ENV = "OMNI_RAG_MODEL"
+
+#: Seconds allowed for the hub connectivity check and for each hub metadata request.
+HUB_TIMEOUT_S = 3.0
+
+_LOCAL_HINT = (
+    f"Use a local copy: pass its folder with --model PATH or set {MODEL_ENV}=PATH "
+    "(download it once with `hf download nvidia/omni-embed-nemotron-3b --local-dir PATH` "
+    "on a machine with access)."
+)
+
+
+def resolve_model_name(model: str | None) -> str:
+    """``--model``, else ``$OMNI_RAG_MODEL``, else the official checkpoint."""
+    if model:
+        return model
+    from_env = os.environ.get(MODEL_ENV)
+    if from_env:
+        return from_env
+    from omni_rag.embedder.loading import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_offline() -> bool:
+    """Whether the user already told huggingface_hub not to use the network."""
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
+    """Open a TCP connection to the hub within ``timeout`` seconds.
+
+    Runs in a daemon thread because a stuck DNS lookup ignores socket timeouts.
+
+    Returns:
+        ``None`` when the hub answers, else why it does not.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urllib.parse.urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme != "http" else 80)
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return outcome[0] if outcome else f"no answer from {host}:{port} within {timeout:g} s"
+
+
+def prepare_hub(name_or_path: str) -> str | None:
+    """Make a hub id load fast or fail fast; a no-op for local folders.
+
+    Short metadata timeouts always; when the hub is unreachable, offline mode, so a copy in
+    the local Hugging Face cache still loads and a missing one fails at once. Must run before
+    ``huggingface_hub`` is imported, which reads these variables once.
+
+    Returns:
+        Why the hub is unreachable, or ``None``.
+    """
+    if Path(name_or_path).exists() or hub_offline():
+        return None
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(HUB_TIMEOUT_S)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(HUB_TIMEOUT_S)))
+    problem = hub_reachable()
+    if problem is not None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:  # imported already (e.g. by the demo's caller): flip it in place
+            constants.HF_HUB_OFFLINE = True
+    return problem
+
+
+def load_embedder(
+    model: str | None,
+    *,
+    device: str | None = None,
+    batch_size: int = 8,
+    trust_remote_code: bool | None = None,
+) -> OmniEmbedder:
+    """Load the embedder the way every command does; a GPU-less machine gets a warning and the CPU.
+
+    Raises:
+        CliError: ``MODEL_LOAD`` naming the model, the cause and how to use a local copy.
+    """
+    name = resolve_model_name(model)
+    unreachable = prepare_hub(name)
+    from omni_rag.embedder import ModelLoadError, OmniEmbedder
+
+    try:
+        return OmniEmbedder.from_pretrained(
+            name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+        )
+    except (ModelLoadError, OSError, ValueError) as error:
+        cause = (
+            f"the hub is unreachable ({unreachable}) and no cached copy was found. " if unreachable else ""
+        )
+        hint = "" if Path(name).exists() or "--model PATH" in str(error) else f" {_LOCAL_HINT}"
+        raise CliError(f"cannot load model {name!r}: {cause}{error}{hint}", ExitCode.MODEL_LOAD) from error

@@ -1,0 +1,140 @@
+"""Turning results into text: one place, shared by the CLI and ``examples/demo.py``.
+
+Pure functions from data to strings (no printing, no I/O besides the working directory for
+shortening paths), so the demo shows exactly what the CLI shows and tests can compare them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omni_rag.store import STREAMS, Hit
+
+if TYPE_CHECKING:
+    from omni_rag.cli.index import IndexReport
+
+#: Longest source shown in a table cell; longer ones keep their end (the file name).
+MAX_SOURCE_CHARS = 60
+
+
+def format_seconds(seconds: float) -> str:
+    """``750.4`` -> ``12:30``; ``3723`` -> ``1:02:03`` (what video players show)."""
+    total = math.floor(seconds + 0.5)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_span(start_s: float | None, end_s: float | None) -> str:
+    """``12:30-13:30`` for a segment, ``""`` for a whole item."""
+    if start_s is None and end_s is None:
+        return ""
+    start = format_seconds(start_s or 0.0)
+    return f"{start}-{format_seconds(end_s)}" if end_s is not None else f"{start}-end"
+
+
+def display_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it; URLs and others unchanged."""
+    if "://" in path:
+        return path
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
+    except (OSError, ValueError):
+        return path
+
+
+def hit_source(hit: Hit) -> str:
+    """Where a hit came from: its media source, else the indexed file (text files), else its id."""
+    metadata = hit.payload.get("metadata") or {}
+    source = hit.source or metadata.get("path") or metadata.get("name")
+    return display_path(str(source)) if source else hit.id
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def render_hits(hits: Sequence[Hit]) -> str:
+    """A fixed-width table: rank, fused score, one column per stream scored, time span, source.
+
+    Scores of different fusion modes are on different scales (see :meth:`OmniStore.search`),
+    so the table shows them as they are and never mixes modes.
+    """
+    if not hits:
+        return "  (no results)"
+    streams = [s for s in STREAMS if any(s in h.stream_scores for h in hits)]
+    spans = [format_span(h.payload.get("start_s"), h.payload.get("end_s")) for h in hits]
+    span_width = max((len(s) for s in spans), default=0)
+    header = ["rank", "  score", *(f"{s:>6}" for s in streams)]
+    if span_width:
+        header.append(f"{'time':<{span_width}}")
+    header.append("source")
+    lines = ["  ".join(header)]
+    for rank, (hit, span) in enumerate(zip(hits, spans, strict=True), start=1):
+        cells = [f"{rank:>4}", f"{hit.score:>7.4f}"]
+        cells += [f"{hit.stream_scores[s]:>6.3f}" if s in hit.stream_scores else f"{'-':>6}" for s in streams]
+        if span_width:
+            cells.append(f"{span:<{span_width}}")
+        cells.append(_shorten(hit_source(hit), MAX_SOURCE_CHARS))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """The ``--json`` form: one object per hit, best first, with the stored payload fields."""
+    out = []
+    for rank, hit in enumerate(hits, start=1):
+        payload = hit.payload
+        metadata = dict(payload.get("metadata") or {})
+        metadata.pop("text", None)  # whole documents would swamp the output; "path" leads to them
+        out.append(
+            {
+                "rank": rank,
+                "id": hit.id,
+                "score": hit.score,
+                "stream_scores": dict(hit.stream_scores),
+                "source": hit.source or metadata.get("path"),
+                "modalities": list(payload.get("modalities") or []),
+                "start_s": payload.get("start_s"),
+                "end_s": payload.get("end_s"),
+                "segment_index": payload.get("segment_index"),
+                "metadata": metadata,
+            }
+        )
+    return out
+
+
+def render_index_report(report: IndexReport, *, collection: str, total: int) -> str:
+    """The summary printed after ``index``: counts, then every skipped and failed file with its reason."""
+    lines = [
+        f"collection {collection!r}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
+        f"{len(report.skipped)} skipped, {len(report.failures)} failed "
+        f"({report.seconds:.1f} s; {total} points in the collection)"
+    ]
+    if report.skipped:
+        lines.append("skipped (not media or text):")
+        lines += [f"  {display_path(p.path)}: {p.reason}" for p in report.skipped]
+    if report.failures:
+        lines.append("failed:")
+        lines += [f"  {display_path(p.path)}: {p.reason}" for p in report.failures]
+    return "\n".join(lines)
+
+
+def render_info(info: Mapping[str, Any]) -> str:
+    """``omni-rag info`` as aligned ``key: value`` lines (see :func:`omni_rag.cli.info.collection_info`)."""
+    model = info.get("model") or {}
+    streams = info.get("streams") or {}
+    rows = [
+        ("collection", info.get("collection")),
+        ("store", info.get("store")),
+        ("points", info.get("points")),
+        ("streams", ", ".join(f"{s} {n}" for s, n in streams.items() if n) or "none"),
+        ("dim", info.get("dim")),
+        ("model", model.get("model_id", "(not recorded)")),
+        ("revision", model.get("revision") or "-"),
+    ]
+    return "\n".join(f"{key + ':':<12}{value}" for key, value in rows)

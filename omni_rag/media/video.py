@@ -1,0 +1,407 @@
+"""Decode video with PyAV into exactly the tensor ``qwen_omni_utils.fetch_video`` returns.
+
+qwen's own path-reader is ``torchvision.io.read_video``, gone from torchvision 0.29, and it
+decoded *every* frame of the window into memory before keeping a few. Here the sampling
+arithmetic is qwen's (``smart_nframes`` and its ``linspace`` indices over the frames whose
+timestamps fall in ``[video_start, video_end]``, torchvision's rules for that window), but
+only the sampled frames are decoded: timestamps come from demuxing (no decoding), and the
+decoder seeks to the keyframe before each sample when one lies ahead. The resize is not
+reimplemented: the decoded frames are handed to qwen's ``fetch_video`` itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+from qwen_omni_utils.v2_5 import vision_process
+
+from omni_rag.errors import MediaError
+from omni_rag.media.fetch import local_file
+
+VideoSource = str | os.PathLike[str] | np.ndarray | torch.Tensor
+
+#: The keys of a qwen_omni_utils video element that :func:`load_video` passes through.
+VIDEO_OPTIONS = frozenset(
+    {
+        "fps",
+        "nframes",
+        "min_frames",
+        "max_frames",
+        "min_pixels",
+        "max_pixels",
+        "total_pixels",
+        "video_start",
+        "video_end",
+        "resized_height",
+        "resized_width",
+        "sample_fps",
+        "raw_fps",
+    }
+)
+
+_DECODED_KEY = "_omni_rag_decoded"
+_hook_lock = threading.Lock()
+
+ReaderResult = tuple[torch.Tensor, dict[str, Any], float]
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """Frames ready for the model plus what is needed to place them in time.
+
+    Attributes:
+        frames: ``fetch_video``'s output: float32 ``(T, C, H, W)`` in [0, 255] after its bicubic resize.
+        sample_fps: Rate of the sampled frames, the ``fps`` the processor is told.
+        video_fps: Source frame rate (``raw_fps``/``sample_fps`` for frame arrays).
+        total_frames: Source frames in the ``[video_start, video_end]`` window (all frames for arrays).
+        frame_indices: Index of each sampled frame within that window.
+        timestamps_s: Presentation time of each sampled frame (``None`` for arrays).
+        duration_s: Source duration when the container knows it.
+        decoded_frames: Frames the decoder produced to get the samples (cost diagnostic; 0 for arrays).
+    """
+
+    frames: torch.Tensor
+    sample_fps: float
+    video_fps: float
+    total_frames: int
+    frame_indices: tuple[int, ...]
+    timestamps_s: tuple[float, ...] | None = None
+    duration_s: float | None = None
+    decoded_frames: int = 0
+
+
+# --------------------------------------------------------------------------- hooking fetch_video
+
+
+def _hooked(reader: Callable[[dict[str, Any]], ReaderResult]) -> Callable[[dict[str, Any]], ReaderResult]:
+    def read(ele: dict[str, Any]) -> ReaderResult:
+        decoded: ReaderResult | None = ele.get(_DECODED_KEY)
+        return decoded if decoded is not None else reader(ele)
+
+    read._omni_rag_hook = True  # type: ignore[attr-defined]
+    return read
+
+
+def _install_hook() -> None:
+    """Wrap every qwen reader backend so an element carrying our pre-decoded frames skips decoding.
+
+    ``fetch_video`` only resizes what a backend returns, so feeding it our frames through its
+    own dispatch reuses its resize/pixel-budget code unchanged. Elements without the private
+    key go to the original backend, so other callers of qwen are unaffected and nothing needs
+    a global lock or a forced backend (``get_video_reader_backend`` is cached, so flipping
+    ``FORCE_QWENVL_VIDEO_READER`` would not even take effect after the first call).
+    """
+    backends = vision_process.VIDEO_READER_BACKENDS
+    with _hook_lock:
+        for name, reader in list(backends.items()):
+            if not getattr(reader, "_omni_rag_hook", False):
+                backends[name] = _hooked(reader)
+
+
+def _qwen_fetch_video(ele: dict[str, Any], image_patch_size: int) -> tuple[torch.Tensor, float]:
+    try:
+        frames, sample_fps = vision_process.fetch_video(
+            ele, image_patch_size=image_patch_size, return_video_sample_fps=True
+        )
+    except (ValueError, AssertionError) as e:  # smart_resize / smart_nframes limits
+        raise MediaError(f"qwen fetch_video rejected the video: {e}") from e
+    return frames, float(sample_fps)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - VIDEO_OPTIONS)
+    if unknown:
+        raise MediaError(f"unknown video option(s) {unknown}; expected some of {sorted(VIDEO_OPTIONS)}")
+    if "fps" in opts and "nframes" in opts:
+        raise MediaError("pass either 'fps' or 'nframes' in video options, not both")
+    start, end = opts.get("video_start"), opts.get("video_end")
+    if start is not None and not (math.isfinite(start) and start >= 0):
+        raise MediaError(f"video_start must be a finite number >= 0, got {start}")
+    if end is not None and not end >= (start or 0.0):
+        raise MediaError(f"video_end ({end}) must not be before video_start ({start or 0.0})")
+    return opts
+
+
+def _nframes(opts: Mapping[str, Any], total_frames: int, video_fps: float) -> int:
+    try:
+        return int(vision_process.smart_nframes(dict(opts), total_frames=total_frames, video_fps=video_fps))
+    except (ValueError, AssertionError) as e:
+        raise MediaError(f"cannot sample {total_frames} frame(s) from this video window: {e}") from e
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _frames_from_array(video: np.ndarray | torch.Tensor) -> list[Image.Image]:
+    dtype = str(video.dtype).removeprefix("torch.")
+    if isinstance(video, np.ndarray):
+        if video.ndim != 4 or video.shape[3] != 3 or video.dtype != np.uint8:
+            raise MediaError(f"expected (T, H, W, 3) uint8 frame array, got shape {video.shape} {dtype}")
+        hwc = video
+    else:
+        if video.ndim != 4 or video.shape[1] != 3 or video.dtype != torch.uint8:
+            raise MediaError(
+                f"expected (T, 3, H, W) uint8 frame tensor, got shape {tuple(video.shape)} {dtype}"
+            )
+        hwc = video.detach().cpu().permute(0, 2, 3, 1).numpy()
+    if hwc.shape[0] == 0:
+        raise MediaError("frame array has no frames (T == 0)")
+    if hwc.shape[1] == 0 or hwc.shape[2] == 0:
+        raise MediaError(f"frame array has empty frames, got shape {tuple(video.shape)}")
+    return [Image.fromarray(np.ascontiguousarray(frame)) for frame in hwc]
+
+
+def _load_array(
+    video: np.ndarray | torch.Tensor, opts: dict[str, Any], image_patch_size: int
+) -> DecodedVideo:
+    frames = _frames_from_array(video)
+    # What a model-card user passing a list of frames gets: qwen resizes each frame with
+    # fetch_image, pads to an even count, and reports sample_fps = ele.get("sample_fps", 2.0).
+    out, sample_fps = _qwen_fetch_video({**opts, "video": frames}, image_patch_size)
+    n = len(frames)
+    return DecodedVideo(
+        frames=out,
+        sample_fps=sample_fps,
+        video_fps=float(opts.get("raw_fps", sample_fps)),
+        total_frames=n,
+        frame_indices=tuple(min(i, n - 1) for i in range(out.shape[0])),
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Presentation timestamps (stream time base) of every frame and of the keyframes, sorted.
+
+    Seeks target a keyframe's pts: both the MP4 and Matroska demuxers index by pts, and a
+    demuxer that lands elsewhere is caught by the missing-sample check in :func:`_decode_sampled`.
+    """
+
+    pts: list[int]
+    keyframes: list[int]
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise MediaError("no video track")
+
+
+def _demux_timeline(container: av.container.InputContainer, stream: av.VideoStream) -> _Timeline | None:
+    """Timestamps from packets alone, or None when packets lack them and decoding must tell.
+
+    ``stream.frames`` is not used: it is 0 for Matroska/WebM, counts the whole file rather
+    than a window, and gives no timestamps to seek to, while demuxing reads every packet
+    header but decodes nothing (a small fraction of decoding cost).
+    """
+    pts: set[int] = set()
+    keyframes: set[int] = set()
+    for packet in container.demux(stream):
+        if packet.size == 0:  # end-of-stream flush packet
+            continue
+        if packet.pts is None:
+            return None
+        pts.add(packet.pts)
+        if packet.is_keyframe:
+            keyframes.add(packet.pts)
+    return _Timeline(sorted(pts), sorted(keyframes))
+
+
+def _decode_timeline(path: Path) -> _Timeline:
+    """Timestamps by decoding every frame (and dropping it): the slow, always-right fallback."""
+    with _open(path) as container:
+        stream = _video_stream(container)
+        pts: set[int] = set()
+        for i, frame in enumerate(_decode(container, stream)):
+            pts.add(frame.pts if frame.pts is not None else i)
+    return _Timeline(sorted(pts), [])
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise MediaError(f"cannot open media file {path.name}: {e}") from e
+
+
+def _decode(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    try:
+        for packet in container.demux(stream):
+            yield from packet.decode()
+    except av.FFmpegError as e:
+        raise MediaError(f"video decode failed: {e}") from e
+
+
+def _window(timeline: list[int], opts: Mapping[str, Any], time_base: Fraction) -> list[int]:
+    """The pts ``torchvision.io.read_video(start_pts, end_pts, pts_unit="sec")`` would return."""
+    start = opts.get("video_start", 0.0)
+    end = opts.get("video_end")
+    start_offset = math.floor(start * (1 / time_base))
+    end_offset = math.inf if end is None else math.ceil(end * (1 / time_base))
+    lo = bisect.bisect_left(timeline, start_offset)
+    hi = bisect.bisect_right(timeline, end_offset) if end is not None else len(timeline)
+    selected = timeline[lo:hi]
+    # torchvision also returns the last frame before start_pts when none starts exactly there
+    # (so the first returned frame covers the start time).
+    if start_offset > 0 and lo > 0 and (lo == len(timeline) or timeline[lo] != start_offset):
+        selected.insert(0, timeline[lo - 1])
+    return selected
+
+
+def _decode_sampled(
+    path: Path, wanted: list[int], timeline: _Timeline, *, seek: bool
+) -> tuple[dict[int, np.ndarray] | None, int]:
+    """RGB frames for the ``wanted`` pts (None if seeking skipped one) and the number of frames decoded.
+
+    With ``seek`` the decoder jumps to the last keyframe at or before the next sample whenever
+    that keyframe is past everything decoded so far, i.e. whenever seeking saves decoding;
+    otherwise it decodes forward, converting only the sampled frames.
+    """
+    wanted_set = set(wanted)
+    got: dict[int, np.ndarray] = {}
+    decoded = 0
+    with _open(path) as container:
+        stream = _video_stream(container)
+        stream.thread_type = "AUTO"
+        frames: Iterator[av.VideoFrame] | None = None
+        last = -math.inf  # largest pts decoded since the last seek
+        for target in wanted:
+            if target in got:
+                continue
+            k = bisect.bisect_right(timeline.keyframes, target) - 1
+            keyframe = timeline.keyframes[k] if seek and k >= 0 else None
+            if frames is None or (keyframe is not None and keyframe > last):
+                if keyframe is not None:
+                    container.seek(keyframe, stream=stream, backward=True, any_frame=False)
+                    last = -math.inf
+                frames = _decode(container, stream)
+            for frame in frames:
+                decoded += 1
+                pts = frame.pts
+                if pts is None:
+                    continue
+                last = max(last, pts)
+                if pts in wanted_set and pts not in got:
+                    got[pts] = frame.to_rgb().to_ndarray()
+                if pts >= target:
+                    break
+            if target not in got:
+                return None, decoded
+    return got, decoded
+
+
+def _read_file(path: Path, opts: dict[str, Any]) -> tuple[ReaderResult, DecodedVideo]:
+    with _open(path) as container:
+        stream = _video_stream(container)
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise MediaError("video track has no frame rate")
+        video_fps = float(rate)
+        time_base = stream.time_base
+        if time_base is None:
+            raise MediaError("video track has no time base")
+        duration = container.duration / av.time_base if container.duration else None
+        try:
+            timeline = _demux_timeline(container, stream)
+        except av.FFmpegError as e:
+            raise MediaError(f"cannot read video packets: {e}") from e
+    if timeline is None:
+        timeline = _decode_timeline(path)
+    window = _window(timeline.pts, opts, time_base)
+    total = len(window)
+    if total == 0:
+        raise MediaError(
+            f"no video frames between video_start={opts.get('video_start', 0.0)} "
+            f"and video_end={opts.get('video_end')} s (duration {duration} s)"
+        )
+    nframes = _nframes(opts, total, video_fps)
+    idx = torch.linspace(0, total - 1, nframes).round().long()
+    wanted = [window[i] for i in idx.tolist()]
+    got, decoded = _decode_sampled(path, wanted, timeline, seek=bool(timeline.keyframes))
+    if got is None:  # a seek landed past a sample (odd index / open GOP): decode forward instead
+        got, more = _decode_sampled(path, wanted, timeline, seek=False)
+        decoded += more
+    if got is None:
+        raise MediaError("video ended before all sampled frames were decoded (truncated file?)")
+    shapes = {got[p].shape for p in wanted}
+    if len(shapes) != 1:
+        raise MediaError(f"frame size changes within the video: {sorted(shapes)}")
+    video = torch.from_numpy(np.stack([got[p] for p in wanted])).permute(0, 3, 1, 2)
+    sample_fps = nframes / max(total, 1e-6) * video_fps
+    metadata = {
+        "fps": video_fps,
+        "frames_indices": idx,
+        "total_num_frames": total,
+        "video_backend": "omni_rag_pyav",
+    }
+    info = DecodedVideo(
+        frames=video,
+        sample_fps=sample_fps,
+        video_fps=video_fps,
+        total_frames=total,
+        frame_indices=tuple(idx.tolist()),
+        timestamps_s=tuple(float(p * time_base) for p in wanted),
+        duration_s=duration,
+        decoded_frames=decoded,
+    )
+    return (video, metadata, sample_fps), info
+
+
+def load_video(
+    src: VideoSource, *, options: Mapping[str, Any] | None = None, image_patch_size: int = 14
+) -> DecodedVideo:
+    """Decode and sample a video exactly as ``qwen_omni_utils.fetch_video`` would with a working reader.
+
+    Args:
+        src: Path or URL of a video file, a ``(T, H, W, 3)`` uint8 ndarray or a ``(T, 3, H, W)``
+            uint8 tensor. Arrays go through ``fetch_video`` as a list of frames, like a card user's
+            frames do: qwen then ignores ``fps``/``nframes`` and keeps every frame.
+        options: qwen video element keys (see :data:`VIDEO_OPTIONS`): ``fps`` (default 2),
+            ``nframes``, ``min_frames``, ``max_frames``, ``min_pixels``, ``max_pixels``,
+            ``total_pixels``, ``video_start``, ``video_end``.
+        image_patch_size: Passed to ``fetch_video`` (14 for Qwen2.5-Omni).
+
+    Raises:
+        MediaError: bad options or array, missing/undecodable file, no video track, or a window
+            too short for qwen's minimum of 2 frames.
+    """
+    opts = _check_options(options)
+    if isinstance(src, np.ndarray | torch.Tensor):
+        return _load_array(src, opts, image_patch_size)
+    if not isinstance(src, str | os.PathLike):
+        raise MediaError(f"unsupported video type {type(src).__name__}")
+    _install_hook()
+    with local_file(src) as path:
+        decoded, info = _read_file(path, opts)
+        frames, sample_fps = _qwen_fetch_video(
+            {**opts, "video": str(path), _DECODED_KEY: decoded}, image_patch_size
+        )
+    return DecodedVideo(
+        frames=frames,
+        sample_fps=sample_fps,
+        video_fps=info.video_fps,
+        total_frames=info.total_frames,
+        frame_indices=info.frame_indices,
+        timestamps_s=info.timestamps_s,
+        duration_s=info.duration_s,
+        decoded_frames=info.decoded_frames,
+    )

@@ -1,0 +1,270 @@
+"""``OmniRetriever``: embed items into an :class:`OmniStore`, search it with any modality.
+
+This is the one place that joins the embedder and the store; the LlamaIndex and
+LangChain retrievers and the CLI are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omni_rag.content import Content, ItemLike, as_content
+from omni_rag.errors import ItemFailure, OmniError, OmniInputError
+from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
+
+if TYPE_CHECKING:
+    from omni_rag.embedder import OmniEmbedder
+
+#: Items embedded and written per round trip in :meth:`OmniRetriever.add`.
+ADD_CHUNK = 32
+
+
+class ModelMismatchError(OmniError):
+    """The collection was indexed with another model; its vectors are not comparable."""
+
+
+@dataclass
+class AddResult:
+    """What :meth:`OmniRetriever.add` did, item by item.
+
+    Attributes:
+        added: Ids embedded and written.
+        unchanged: Ids already in the store, skipped without embedding.
+        failures: Items that could not be embedded (``errors="skip"``), with reasons.
+    """
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+
+
+def content_id(item: Content) -> str:
+    """A stable id from what an item holds: file bytes for paths, raw bytes for arrays.
+
+    Re-adding the same file under another name is a no-op; editing it gives a new id.
+    """
+    digest = hashlib.sha256()
+    for name in ("text", "image", "audio", "video"):
+        value = getattr(item, name)
+        if value is None:
+            continue
+        digest.update(name.encode())
+        if isinstance(value, str) and name == "text":
+            digest.update(value.encode())
+        elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+            with open(value, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        elif isinstance(value, (str, os.PathLike)):
+            digest.update(os.fspath(value).encode())  # a URL: identified by its address
+        elif hasattr(value, "tobytes"):
+            digest.update(np.asarray(value).tobytes())
+        elif hasattr(value, "numpy"):
+            digest.update(value.detach().cpu().numpy().tobytes())
+        else:
+            digest.update(value.tobytes() if hasattr(value, "tobytes") else repr(value).encode())
+    digest.update(f"{item.start_s}:{item.end_s}".encode())
+    return digest.hexdigest()[:32]
+
+
+def source_of(item: Content) -> str | None:
+    """The file or URL a point came from: its video, else audio, else image, when given as a path."""
+    for name in ("video", "audio", "image"):
+        value = getattr(item, name)
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+    return None
+
+
+class OmniRetriever:
+    """Indexes items as per-stream vectors and answers queries of any modality with late fusion.
+
+    Args:
+        embedder: The model.
+        store: Where vectors live.
+        k: Results per search.
+        fusion: ``mean`` (default), ``rrf``, ``dbsf`` or ``max``.
+        streams: Streams searched by default (``None`` = all).
+        weights: Per-stream weights for ``mean``.
+    """
+
+    def __init__(
+        self,
+        embedder: OmniEmbedder,
+        store: OmniStore,
+        *,
+        k: int = 10,
+        fusion: FusionMode = "mean",
+        streams: Sequence[str] | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.k = k
+        self.fusion: FusionMode = fusion
+        self.streams = list(streams) if streams is not None else None
+        self.weights = dict(weights) if weights is not None else None
+
+    # -- model bookkeeping ------------------------------------------------------------------------
+
+    def model_info(self) -> dict[str, Any]:
+        """What the collection records about the model that filled it."""
+        return {"model_id": self.embedder.model_id, "revision": self.embedder.revision, "dim": self.embedder.dim}
+
+    def check_model(self) -> None:
+        """Refuse to mix vectors of different models in one collection.
+
+        Raises:
+            ModelMismatchError: naming both models.
+        """
+        info = self.store.get_info()
+        recorded = info.get("model_id")
+        if recorded is None:
+            return
+        mine = self.model_info()
+        same_name = Path(str(recorded)).name == Path(str(mine["model_id"])).name
+        if not same_name or info.get("dim") != mine["dim"] or info.get("revision") != mine["revision"]:
+            raise ModelMismatchError(
+                f"collection {self.store.collection!r} was indexed with {recorded} "
+                f"(revision {info.get('revision')}, dim {info.get('dim')}); this embedder is "
+                f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}). "
+                "Use the same model, or index into another collection."
+            )
+
+    # -- indexing ---------------------------------------------------------------------------------
+
+    def add(
+        self,
+        items: Sequence[ItemLike],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        errors: str = "raise",
+        overwrite: bool = False,
+    ) -> AddResult:
+        """Embed items as streams and upsert them.
+
+        Args:
+            items: Strings, :class:`Content` or dicts of its fields.
+            ids: Caller ids; default a content hash, so re-adding the same file is a no-op.
+            metadata: Per-item user metadata (merged over ``Content.metadata``).
+            errors: ``"raise"`` or ``"skip"`` (bad items are reported in the result).
+            overwrite: Re-embed ids already in the store instead of skipping them.
+        """
+        if ids is not None and len(ids) != len(items):
+            raise ValueError(f"{len(ids)} ids for {len(items)} items")
+        if metadata is not None and len(metadata) != len(items):
+            raise ValueError(f"{len(metadata)} metadata entries for {len(items)} items")
+        self.check_model()
+        result = AddResult()
+        contents: list[tuple[int, Content, str]] = []
+        for index, item in enumerate(items):
+            try:
+                content = as_content(item, index)
+            except OmniInputError as error:
+                if errors != "skip":
+                    raise
+                result.failures.append(ItemFailure.from_error(error))
+                continue
+            contents.append((index, content, ids[index] if ids is not None else content_id(content)))
+        if not overwrite and contents:
+            existing = self.store.get([item_id for _, _, item_id in contents])
+            for (_, _, item_id), point in zip(contents, existing, strict=True):
+                if point is not None:
+                    result.unchanged.append(item_id)
+            contents = [c for c, point in zip(contents, existing, strict=True) if point is None]
+        if contents and not self.store.get_info().get("model_id"):
+            self.store.set_info(self.model_info())
+        for start in range(0, len(contents), ADD_CHUNK):
+            chunk = contents[start : start + ADD_CHUNK]
+            embedded = self.embedder.embed_document_streams([c for _, c, _ in chunk], errors="skip")
+            for failure in embedded.failures:
+                original = chunk[failure.index][0]
+                located = ItemFailure(index=original, field=failure.field, reason=failure.reason)
+                if errors != "skip":
+                    raise OmniInputError(located.reason, index=located.index, field=located.field)
+                result.failures.append(located)
+            write_ids, vectors, payloads = [], [], []
+            for (index, content, item_id), streams in zip(chunk, embedded.embeddings, strict=True):
+                if streams is None:
+                    continue
+                extra = dict(content.metadata)
+                if metadata is not None and metadata[index]:
+                    extra.update(metadata[index] or {})
+                write_ids.append(item_id)
+                vectors.append(streams)
+                payloads.append(self._payload(content, extra))
+            self.store.upsert(write_ids, vectors, payloads)
+            result.added.extend(write_ids)
+        result.failures.sort(key=lambda f: f.index)
+        return result
+
+    @staticmethod
+    def _payload(content: Content, metadata: dict[str, Any]) -> dict[str, Any]:
+        if content.text is not None:
+            metadata.setdefault("text", content.text)
+        return {
+            "source": source_of(content),
+            "start_s": content.start_s,
+            "end_s": content.end_s,
+            "segment_index": metadata.pop("segment_index", None),
+            "metadata": metadata,
+        }
+
+    # -- searching --------------------------------------------------------------------------------
+
+    def embed_query(self, query: ItemLike) -> np.ndarray:
+        """The query vector: text, image, audio, video or any mix, with the query prompt."""
+        return self.embedder.embed_queries([query])[0]
+
+    def search(
+        self,
+        query: ItemLike,
+        *,
+        k: int | None = None,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode | None = None,
+        weights: Mapping[str, float] | None = None,
+        filter: Any = None,
+    ) -> list[Hit]:
+        """Best matches for ``query`` (a ``str`` or any :class:`Content`), fused across streams."""
+        self.check_model()
+        return self.store.search(
+            self.embed_query(query),
+            streams=streams if streams is not None else self.streams,
+            fusion=fusion or self.fusion,
+            weights=weights if weights is not None else self.weights,
+            limit=k or self.k,
+            filter=filter,
+        )
+
+    def search_grouped(
+        self,
+        query: ItemLike,
+        *,
+        k: int | None = None,
+        group_size: int = 3,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode | None = None,
+        weights: Mapping[str, float] | None = None,
+        filter: Any = None,
+    ) -> list[HitGroup]:
+        """Each source once, with its best segments: "which video, and where in it"."""
+        self.check_model()
+        return self.store.search_groups(
+            self.embed_query(query),
+            group_by="source",
+            group_size=group_size,
+            streams=streams if streams is not None else self.streams,
+            fusion=fusion or self.fusion,
+            weights=weights if weights is not None else self.weights,
+            limit=k or self.k,
+            filter=filter,
+        )

@@ -1,0 +1,172 @@
+"""OmniEmbedder against the model card's recipe, run verbatim on tiny checkpoints in fp32.
+
+The card's media reader cannot run here (torchvision has no ``read_video``; no ffmpeg
+for audio in mp4), so on the card's side mp4 video goes through a PyAV-backed
+``qwen_omni_utils`` reader and mp4 audio is handed over as the decoded array: both
+sides then see identical arrays, and everything after decoding is the card's code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from qwen_omni_utils import process_mm_info
+from qwen_omni_utils.v2_5 import vision_process
+from transformers import AutoModel, AutoProcessor
+
+from omni_rag import Content, OmniEmbedder, media
+
+CARD_VIDEOS_KWARGS = {"min_pixels": 32 * 14 * 14, "max_pixels": 64 * 28 * 28, "use_audio_in_video": False}
+CARD_TEXT_KWARGS = {"truncation": True, "padding": True, "max_length": 204800}
+CARD_AUDIO_KWARGS = {"max_length": 2048000}
+
+
+def _read_video_pyav(ele: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any], float]:
+    """What qwen's torchvision reader does, with PyAV: decode every frame, then its sampling.
+
+    Written independently of omni_rag.media (decode everything, no seeking), so the
+    parity test also checks the media layer's frame selection.
+    """
+    with av.open(ele["video"]) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        video_fps = float(stream.average_rate)
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    total_frames = video.shape[0]
+    nframes = vision_process.smart_nframes(ele, total_frames=total_frames, video_fps=video_fps)
+    idx = torch.linspace(0, total_frames - 1, nframes).round().long()
+    sample_fps = nframes / max(total_frames, 1e-6) * video_fps
+    return video[idx], {"fps": video_fps, "frames_indices": idx, "total_num_frames": total_frames}, sample_fps
+
+
+@contextmanager
+def pyav_reader_for_card() -> Iterator[None]:
+    """Route the card's ``fetch_video`` to the PyAV reader above for the duration."""
+    backends = vision_process.VIDEO_READER_BACKENDS
+    original = vision_process.get_video_reader_backend
+    backends["pyav-test"] = _read_video_pyav
+    vision_process.get_video_reader_backend = lambda: "pyav-test"
+    try:
+        yield
+    finally:
+        vision_process.get_video_reader_backend = original
+        backends.pop("pyav-test", None)
+
+
+@functools.cache
+def card_model(checkpoint: Path, trust: bool) -> tuple[Any, Any]:
+    model = AutoModel.from_pretrained(checkpoint, dtype=torch.float32, trust_remote_code=trust).eval()
+    processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=trust)
+    return model, processor
+
+
+def card_embed(checkpoint: Path, conversations: list[list[dict[str, Any]]], trust: bool) -> np.ndarray:
+    """The model card's Usage section, verbatim apart from fp32 on the CPU."""
+    model, processor = card_model(checkpoint, trust)
+    texts = processor.apply_chat_template(conversations, add_generation_prompt=False, tokenize=False)
+    with pyav_reader_for_card():
+        audio, images, videos = process_mm_info(conversations, use_audio_in_video=False)
+    batch = processor(
+        text=texts,
+        images=images,
+        videos=videos,
+        audio=audio,
+        return_tensors="pt",
+        text_kwargs=CARD_TEXT_KWARGS,
+        videos_kwargs=CARD_VIDEOS_KWARGS,
+        audio_kwargs=CARD_AUDIO_KWARGS,
+    )
+    with torch.no_grad():
+        last_hidden_states = model(**batch, output_hidden_states=True).hidden_states[-1]
+    attention_mask = batch["attention_mask"]
+    masked = last_hidden_states.masked_fill(~attention_mask[..., None].bool(), 0.0)
+    embedding = masked.sum(dim=1) / attention_mask.sum(dim=1)[..., None]
+    return F.normalize(embedding, dim=-1).numpy()
+
+
+def conversation(prompt: str, **parts: Any) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": prompt + parts.pop("text", "")}]
+    for name in ("image", "video", "audio"):
+        if name in parts:
+            content.append({"type": name, name: parts[name]})
+    return [{"role": "user", "content": content}]
+
+
+def frames_array(seed: int = 7, t: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(t, 56, 84, 3), dtype=np.uint8)
+
+
+def cases(media_dir: Path) -> list[tuple[str, str, Content, list[dict[str, Any]]]]:
+    """(name, kind, our item, the card's conversation for the same input)."""
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(24000)).astype(np.float32)
+    picture = Image.open(media_dir / "picture.png").convert("RGB")
+    mp4 = str(media_dir / "clip.mp4")
+    mp4_audio = media.load_audio(mp4)
+    frames = frames_array()
+    pil_frames = [Image.fromarray(f) for f in frames]
+    q, p = "query: ", "passage: "
+    return [
+        ("text query", "query", Content(text="how do volcanoes erupt?"), conversation(q, text="how do volcanoes erupt?")),
+        ("text document", "document", Content(text="Lava flows downhill."), conversation(p, text="Lava flows downhill.")),
+        ("text+image PIL", "document", Content(text="a picture", image=picture),
+         conversation(p, text="a picture", image=picture)),
+        ("text+image path", "document", Content(text="a picture", image=str(media_dir / "picture.png")),
+         conversation(p, text="a picture", image=str(media_dir / "picture.png"))),
+        ("audio array", "query", Content(audio=wave), conversation(q, audio=wave)),
+        ("audio wav path", "document", Content(audio=str(media_dir / "tone.wav")),
+         conversation(p, audio=str(media_dir / "tone.wav"))),
+        ("audio mp4 track", "document", Content(audio=mp4), conversation(p, audio=mp4_audio)),
+        ("video mp4 path", "document", Content(video=mp4), conversation(p, video=mp4)),
+        ("video frame array", "query", Content(video=frames), conversation(q, video=pil_frames)),
+        ("text+video+audio", "document", Content(text="a clip", video=mp4, audio=mp4),
+         conversation(p, text="a clip", video=mp4, audio=mp4_audio)),
+    ]
+
+
+def embed_ours(embedder: OmniEmbedder, kind: str, items: list[Content]) -> np.ndarray:
+    if kind == "query":
+        return embedder.embed_queries(items)
+    return embedder.embed_documents(items)
+
+
+def assert_parity(ours: np.ndarray, card: np.ndarray, names: list[str]) -> None:
+    assert ours.shape == card.shape
+    cos = np.sum(ours * card, axis=1)
+    worst = {name: float(1 - c) for name, c in zip(names, cos, strict=True)}
+    assert max(worst.values()) <= 1e-5, worst
+
+
+@pytest.mark.parametrize("variant", ["native", "custom"])
+def test_each_input_matches_the_card(variant: str, request: pytest.FixtureRequest, media_dir: Path) -> None:
+    embedder: OmniEmbedder = request.getfixturevalue("embedder" if variant == "native" else "custom_embedder")
+    checkpoint: Path = request.getfixturevalue(f"{variant}_checkpoint")
+    for name, kind, item, conv in cases(media_dir):
+        ours = embed_ours(embedder, kind, [item])
+        card = card_embed(checkpoint, [conv], trust=variant == "custom")
+        assert_parity(ours, card, [name])
+
+
+def test_mixed_batch_matches_the_card(embedder: OmniEmbedder, native_checkpoint: Path, media_dir: Path) -> None:
+    docs = [c for c in cases(media_dir) if c[1] == "document"]
+    ours = embedder.embed_documents([item for _, _, item, _ in docs], batch_size=3)
+    card = card_embed(native_checkpoint, [conv for _, _, _, conv in docs], trust=False)
+    assert_parity(ours, card, [name for name, *_ in docs])
+
+
+def test_vectors_are_normalised_float32(embedder: OmniEmbedder, media_dir: Path) -> None:
+    vectors = embedder.embed_documents(["one", Content(audio=str(media_dir / "tone.wav"))])
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (2, embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
