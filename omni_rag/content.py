@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from omni_rag.errors import OmniInputError
 
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    ImageInput = Union[str, os.PathLike[str], "Image.Image", "np.ndarray", "torch.Tensor"]
-    AudioInput = Union[str, os.PathLike[str], "np.ndarray", "torch.Tensor"]
-    VideoInput = Union[str, os.PathLike[str], "np.ndarray", "torch.Tensor"]
+    ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray | torch.Tensor
+    AudioInput = str | os.PathLike[str] | np.ndarray | torch.Tensor
+    VideoInput = str | os.PathLike[str] | np.ndarray | torch.Tensor
 else:
     ImageInput = AudioInput = VideoInput = Any
 
@@ -58,7 +58,7 @@ class Content:
 
     def with_only(self, *fields: str) -> Content:
         """A copy keeping only ``fields`` (used to embed an item's streams separately)."""
-        kept = {m: (getattr(self, m) if m in fields else None) for m in MODALITIES}
+        kept: dict[str, Any] = {m: (getattr(self, m) if m in fields else None) for m in MODALITIES}
         return replace(self, **kept)
 
     def validate(self, index: int | None = None) -> Content:
@@ -72,7 +72,9 @@ class Content:
         if self.text is not None:
             if not isinstance(self.text, str):
                 raise OmniInputError(
-                    f"unsupported type {type(self.text).__name__}; text must be str", index=index, field="text"
+                    f"unsupported type {type(self.text).__name__}; text must be str",
+                    index=index,
+                    field="text",
                 )
             if not self.text.strip():
                 raise OmniInputError("empty text", index=index, field="text")
@@ -99,11 +101,13 @@ class Content:
                 shown = os.fspath(value) if isinstance(value, (str, os.PathLike)) else type(value).__name__
                 parts.append(f"[{name}: {shown}]")
         if self.start_s is not None or self.end_s is not None:
-            parts.append(f"[{self.start_s or 0:.1f}s-{'end' if self.end_s is None else f'{self.end_s:.1f}s'}]")
+            parts.append(
+                f"[{self.start_s or 0:.1f}s-{'end' if self.end_s is None else f'{self.end_s:.1f}s'}]"
+            )
         return " ".join(parts)
 
 
-ItemLike = Union[str, Content, Mapping[str, Any]]
+ItemLike = str | Content | Mapping[str, Any]
 
 
 def as_content(item: ItemLike, index: int | None = None) -> Content:

@@ -49,7 +49,9 @@ class ItemFailure:
 
     @classmethod
     def from_error(cls, error: OmniInputError) -> ItemFailure:
-        return cls(index=error.index if error.index is not None else -1, field=error.field, reason=error.reason)
+        return cls(
+            index=error.index if error.index is not None else -1, field=error.field, reason=error.reason
+        )
 
     def __str__(self) -> str:
         return f"item {self.index}, field '{self.field}': {self.reason}"

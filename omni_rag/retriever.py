@@ -116,7 +116,11 @@ class OmniRetriever:
 
     def model_info(self) -> dict[str, Any]:
         """What the collection records about the model that filled it."""
-        return {"model_id": self.embedder.model_id, "revision": self.embedder.revision, "dim": self.embedder.dim}
+        return {
+            "model_id": self.embedder.model_id,
+            "revision": self.embedder.revision,
+            "dim": self.embedder.dim,
+        }
 
     def check_model(self) -> None:
         """Refuse to mix vectors of different models in one collection.

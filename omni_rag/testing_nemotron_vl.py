@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Bump whenever the folder contents change, so stale cached folders are never reused.
-_BUILDER_VERSION = "2"
+_BUILDER_VERSION = "3"
 
 NEMOTRON_VL_MODEL_TYPE = "llama_nemotron_vl"
 NEMOTRON_VL_ARCHITECTURE = "LlamaNemotronVLModel"
@@ -149,9 +149,9 @@ class LlamaNemotronVLProcessor:
         size = self.tile_size
         cols, rows = _grid(image.width, image.height, self.max_input_tiles)
         resized = image.convert("RGB").resize((cols * size, rows * size), Image.BICUBIC)
-        tiles = [
-            resized.crop((c * size, r * size, (c + 1) * size, (r + 1) * size)) for r in range(rows) for c in range(cols)
-        ]
+        cells = [(c, r) for r in range(rows) for c in range(cols)]
+        boxes = [(c * size, r * size, (c + 1) * size, (r + 1) * size) for c, r in cells]
+        tiles = [resized.crop(box) for box in boxes]
         if self.use_thumbnail and len(tiles) != 1:
             tiles.append(image.convert("RGB").resize((size, size), Image.BICUBIC))
         arrays = [np.asarray(t, dtype=np.float32) / 255.0 for t in tiles]
@@ -195,9 +195,11 @@ class LlamaNemotronVLModel(PreTrainedModel):
         vision = config.vision_config["hidden_size"]
         side = int(round(math.sqrt(config.num_image_token)))
         self.embed_tokens = nn.Embedding(config.llm_config["vocab_size"], hidden)
-        self.vision_model = nn.Conv2d(3, vision, kernel_size=config.tile_size // side, stride=config.tile_size // side)
+        patch = config.tile_size // side
+        self.vision_model = nn.Conv2d(3, vision, kernel_size=patch, stride=patch)
         self.mlp1 = nn.Sequential(nn.Linear(vision, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        self.token_mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+        wide = 2 * hidden
+        self.token_mlp = nn.Sequential(nn.Linear(hidden, wide), nn.GELU(), nn.Linear(wide, hidden))
         self.context = nn.Linear(hidden, hidden)
         self.num_image_token = config.num_image_token
         self.processor = LlamaNemotronVLProcessor(config)

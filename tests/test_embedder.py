@@ -24,7 +24,9 @@ def test_text_prompts_distinguish_queries_from_documents(embedder: OmniEmbedder)
 
 
 def test_prompts_can_be_disabled(native_checkpoint: Path) -> None:
-    plain = OmniEmbedder.from_pretrained(native_checkpoint, device="cpu", prompts={"query": None, "document": None})
+    plain = OmniEmbedder.from_pretrained(
+        native_checkpoint, device="cpu", prompts={"query": None, "document": None}
+    )
     prompted = OmniEmbedder.from_pretrained(native_checkpoint, device="cpu")
     a = plain.embed_queries(["lava"])[0]
     b = plain.embed_documents(["lava"])[0]
@@ -73,7 +75,9 @@ def test_audio_is_not_padded_to_128_seconds(embedder: OmniEmbedder) -> None:
         (Content(image=object()), "image", "unsupported"),
     ],
 )
-def test_bad_input_names_index_field_reason(embedder: OmniEmbedder, item: object, field: str, reason: str) -> None:
+def test_bad_input_names_index_field_reason(
+    embedder: OmniEmbedder, item: object, field: str, reason: str
+) -> None:
     with pytest.raises(OmniInputError) as caught:
         embedder.embed_documents(["fine", item])  # type: ignore[list-item]
     assert caught.value.index == 1
@@ -82,7 +86,9 @@ def test_bad_input_names_index_field_reason(embedder: OmniEmbedder, item: object
     assert "item 1" in str(caught.value)
 
 
-def test_no_audio_track_and_undecodable_media(embedder: OmniEmbedder, media_dir: Path, tmp_path: Path) -> None:
+def test_no_audio_track_and_undecodable_media(
+    embedder: OmniEmbedder, media_dir: Path, tmp_path: Path
+) -> None:
     with pytest.raises(OmniInputError) as caught:
         embedder.embed_documents([Content(audio=str(media_dir / "silent.mp4"))])
     assert caught.value.field == "audio"
@@ -112,8 +118,12 @@ def test_streams_embed_audio_and_video_separately(embedder: OmniEmbedder, media_
     streams = embedder.embed_document_streams([item, "just text"])
     assert set(streams[0]) == {"text", "audio", "video"}
     assert set(streams[1]) == {"text"}
-    np.testing.assert_allclose(streams[0]["audio"], embedder.embed_documents([Content(audio=clip)])[0], atol=1e-6)
-    np.testing.assert_allclose(streams[0]["video"], embedder.embed_documents([Content(video=clip)])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        streams[0]["audio"], embedder.embed_documents([Content(audio=clip)])[0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        streams[0]["video"], embedder.embed_documents([Content(video=clip)])[0], atol=1e-6
+    )
     joint = embedder.embed_documents([Content(audio=clip, video=clip)])[0]
     assert float(joint @ streams[0]["audio"]) < 1 - 1e-4
 
@@ -139,7 +149,10 @@ def test_context_overflow_raises_unless_truncating(native_checkpoint: Path) -> N
 
 
 def test_dim_and_identity(embedder: OmniEmbedder, native_checkpoint: Path) -> None:
-    assert embedder.dim == json.loads((native_checkpoint / "config.json").read_text())["text_config"]["hidden_size"]
+    assert (
+        embedder.dim
+        == json.loads((native_checkpoint / "config.json").read_text())["text_config"]["hidden_size"]
+    )
     assert embedder.model_id == str(native_checkpoint)
     assert embedder.revision is None
 
@@ -155,7 +168,10 @@ def test_remote_code_must_be_explicit(custom_checkpoint: Path, tmp_path: Path) -
 
 
 def test_official_revision_is_pinned(tmp_path: Path) -> None:
-    assert resolve_revision("nvidia/omni-embed-nemotron-3b", None) == OFFICIAL_REVISIONS["nvidia/omni-embed-nemotron-3b"]
+    assert (
+        resolve_revision("nvidia/omni-embed-nemotron-3b", None)
+        == OFFICIAL_REVISIONS["nvidia/omni-embed-nemotron-3b"]
+    )
     assert resolve_revision("nvidia/omni-embed-nemotron-3b", "main") == "main"
     assert resolve_revision(str(tmp_path), None) is None
 

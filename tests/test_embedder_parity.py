@@ -18,17 +18,13 @@ import av
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from qwen_omni_utils import process_mm_info
 from qwen_omni_utils.v2_5 import vision_process
 from transformers import AutoModel, AutoProcessor
 
 from omni_rag import Content, OmniEmbedder, media
-
-CARD_VIDEOS_KWARGS = {"min_pixels": 32 * 14 * 14, "max_pixels": 64 * 28 * 28, "use_audio_in_video": False}
-CARD_TEXT_KWARGS = {"truncation": True, "padding": True, "max_length": 204800}
-CARD_AUDIO_KWARGS = {"max_length": 2048000}
+from omni_rag.card import card_conversation
+from omni_rag.card import card_embed as card_recipe
 
 
 def _read_video_pyav(ele: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any], float]:
@@ -73,33 +69,8 @@ def card_model(checkpoint: Path, trust: bool) -> tuple[Any, Any]:
 def card_embed(checkpoint: Path, conversations: list[list[dict[str, Any]]], trust: bool) -> np.ndarray:
     """The model card's Usage section, verbatim apart from fp32 on the CPU."""
     model, processor = card_model(checkpoint, trust)
-    texts = processor.apply_chat_template(conversations, add_generation_prompt=False, tokenize=False)
     with pyav_reader_for_card():
-        audio, images, videos = process_mm_info(conversations, use_audio_in_video=False)
-    batch = processor(
-        text=texts,
-        images=images,
-        videos=videos,
-        audio=audio,
-        return_tensors="pt",
-        text_kwargs=CARD_TEXT_KWARGS,
-        videos_kwargs=CARD_VIDEOS_KWARGS,
-        audio_kwargs=CARD_AUDIO_KWARGS,
-    )
-    with torch.no_grad():
-        last_hidden_states = model(**batch, output_hidden_states=True).hidden_states[-1]
-    attention_mask = batch["attention_mask"]
-    masked = last_hidden_states.masked_fill(~attention_mask[..., None].bool(), 0.0)
-    embedding = masked.sum(dim=1) / attention_mask.sum(dim=1)[..., None]
-    return F.normalize(embedding, dim=-1).numpy()
-
-
-def conversation(prompt: str, **parts: Any) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": prompt + parts.pop("text", "")}]
-    for name in ("image", "video", "audio"):
-        if name in parts:
-            content.append({"type": name, name: parts[name]})
-    return [{"role": "user", "content": content}]
+        return card_recipe(model, processor, conversations)
 
 
 def frames_array(seed: int = 7, t: int = 6) -> np.ndarray:
@@ -118,20 +89,46 @@ def cases(media_dir: Path) -> list[tuple[str, str, Content, list[dict[str, Any]]
     pil_frames = [Image.fromarray(f) for f in frames]
     q, p = "query: ", "passage: "
     return [
-        ("text query", "query", Content(text="how do volcanoes erupt?"), conversation(q, text="how do volcanoes erupt?")),
-        ("text document", "document", Content(text="Lava flows downhill."), conversation(p, text="Lava flows downhill.")),
-        ("text+image PIL", "document", Content(text="a picture", image=picture),
-         conversation(p, text="a picture", image=picture)),
-        ("text+image path", "document", Content(text="a picture", image=str(media_dir / "picture.png")),
-         conversation(p, text="a picture", image=str(media_dir / "picture.png"))),
-        ("audio array", "query", Content(audio=wave), conversation(q, audio=wave)),
-        ("audio wav path", "document", Content(audio=str(media_dir / "tone.wav")),
-         conversation(p, audio=str(media_dir / "tone.wav"))),
-        ("audio mp4 track", "document", Content(audio=mp4), conversation(p, audio=mp4_audio)),
-        ("video mp4 path", "document", Content(video=mp4), conversation(p, video=mp4)),
-        ("video frame array", "query", Content(video=frames), conversation(q, video=pil_frames)),
-        ("text+video+audio", "document", Content(text="a clip", video=mp4, audio=mp4),
-         conversation(p, text="a clip", video=mp4, audio=mp4_audio)),
+        (
+            "text query",
+            "query",
+            Content(text="how do volcanoes erupt?"),
+            card_conversation(q, text="how do volcanoes erupt?"),
+        ),
+        (
+            "text document",
+            "document",
+            Content(text="Lava flows downhill."),
+            card_conversation(p, text="Lava flows downhill."),
+        ),
+        (
+            "text+image PIL",
+            "document",
+            Content(text="a picture", image=picture),
+            card_conversation(p, text="a picture", image=picture),
+        ),
+        (
+            "text+image path",
+            "document",
+            Content(text="a picture", image=str(media_dir / "picture.png")),
+            card_conversation(p, text="a picture", image=str(media_dir / "picture.png")),
+        ),
+        ("audio array", "query", Content(audio=wave), card_conversation(q, audio=wave)),
+        (
+            "audio wav path",
+            "document",
+            Content(audio=str(media_dir / "tone.wav")),
+            card_conversation(p, audio=str(media_dir / "tone.wav")),
+        ),
+        ("audio mp4 track", "document", Content(audio=mp4), card_conversation(p, audio=mp4_audio)),
+        ("video mp4 path", "document", Content(video=mp4), card_conversation(p, video=mp4)),
+        ("video frame array", "query", Content(video=frames), card_conversation(q, video=pil_frames)),
+        (
+            "text+video+audio",
+            "document",
+            Content(text="a clip", video=mp4, audio=mp4),
+            card_conversation(p, text="a clip", video=mp4, audio=mp4_audio),
+        ),
     ]
 
 
@@ -158,7 +155,9 @@ def test_each_input_matches_the_card(variant: str, request: pytest.FixtureReques
         assert_parity(ours, card, [name])
 
 
-def test_mixed_batch_matches_the_card(embedder: OmniEmbedder, native_checkpoint: Path, media_dir: Path) -> None:
+def test_mixed_batch_matches_the_card(
+    embedder: OmniEmbedder, native_checkpoint: Path, media_dir: Path
+) -> None:
     docs = [c for c in cases(media_dir) if c[1] == "document"]
     ours = embedder.embed_documents([item for _, _, item, _ in docs], batch_size=3)
     card = card_embed(native_checkpoint, [conv for _, _, _, conv in docs], trust=False)

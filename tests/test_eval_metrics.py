@@ -178,5 +178,14 @@ def test_bad_inputs_raise_eval_error(run: dict, qrels: dict, ks: tuple, match: s
     with pytest.raises(EvalError, match=match) as info:
         evaluate(run, qrels, ks)
     assert isinstance(info.value, OmniError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_unknown_metric_and_options_raise() -> None:
+    result = evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}})
     with pytest.raises(EvalError, match="no metric"):
-        evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}})["NDCG@3"]
+        result["NDCG@3"]
+    with pytest.raises(EvalError, match="missing"):
+        evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}}, missing="drop")  # type: ignore[arg-type]
+    with pytest.raises(EvalError, match="backend"):
+        evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}}, backend="trec")  # type: ignore[arg-type]

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from omni_rag import Content, OmniEmbedder, OmniInputError
-from omni_rag.embedder import ModelLoadError
-from omni_rag.embedder import nemotron_vl
+from omni_rag.embedder import ModelLoadError, nemotron_vl
 from omni_rag.embedder.nemotron_vl import DEFAULT_P_MAX_LENGTH, NemotronVLBackend
 from omni_rag.embedder.qwen_omni import model as qwen_omni_model
 from omni_rag.testing import CUSTOM_MODEL_CLASS, CUSTOM_MODEL_TYPE, CUSTOM_MODULE_NAME
@@ -131,13 +130,17 @@ def test_remote_code_must_be_trusted_explicitly(checkpoint: Path, trust: bool | 
 
 def test_bad_settings_are_rejected(checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="p_max_length keys"):
-        OmniEmbedder.from_pretrained(checkpoint, device="cpu", trust_remote_code=True, p_max_length={"audio": 1})
+        OmniEmbedder.from_pretrained(
+            checkpoint, device="cpu", trust_remote_code=True, p_max_length={"audio": 1}
+        )
 
 
 def test_build_is_deterministic_per_seed(tmp_path: Path, reference: Any) -> None:
     from transformers import AutoModel
 
-    same = AutoModel.from_pretrained(build_tiny_nemotron_vl_checkpoint(tmp_path / "s0"), trust_remote_code=True)
+    same = AutoModel.from_pretrained(
+        build_tiny_nemotron_vl_checkpoint(tmp_path / "s0"), trust_remote_code=True
+    )
     other = AutoModel.from_pretrained(
         build_tiny_nemotron_vl_checkpoint(tmp_path / "s1", seed=1), trust_remote_code=True
     )
@@ -201,7 +204,9 @@ def test_order_and_batching_do_not_change_vectors(nemo: OmniEmbedder, images: di
     np.testing.assert_allclose(together, reversed_order, atol=ATOL)
 
 
-def test_streams_put_text_with_its_image_and_images_alone(nemo: OmniEmbedder, images: dict[str, Path]) -> None:
+def test_streams_put_text_with_its_image_and_images_alone(
+    nemo: OmniEmbedder, images: dict[str, Path]
+) -> None:
     items: list[Any] = [
         Content(text="page text", image=str(images["wide"])),
         Content(image=str(images["tall"])),
@@ -285,7 +290,10 @@ def test_audio_and_video_documents_are_refused(nemo: OmniEmbedder, item: Content
 
 
 def test_image_queries_are_refused(nemo: OmniEmbedder, images: dict[str, Path]) -> None:
-    for item in (Content(image=str(images["wide"])), Content(text="with a picture", image=str(images["wide"]))):
+    for item in (
+        Content(image=str(images["wide"])),
+        Content(text="with a picture", image=str(images["wide"])),
+    ):
         with pytest.raises(OmniInputError, match=r"does not embed image querys? \(supported: text\)") as info:
             nemo.embed_queries([item])
         assert info.value.field == "image"

@@ -200,12 +200,12 @@ def test_card_recipe_runs_end_to_end(
     custom = kind == "custom"
     model, processor = _load(custom_path if custom else native_path, custom=custom)
     rng = np.random.default_rng(0)
-    content: list[dict[str, Any]] = {
+    contents: dict[str, list[dict[str, Any]]] = {
         "text": [{"type": "text", "text": "passage: This is a passage to be embedded"}],
         "image": [{"type": "image", "image": Image.fromarray(rng.integers(0, 255, (224, 224, 3), np.uint8))}],
         "audio": [{"type": "audio", "audio": (0.1 * rng.standard_normal(32000)).astype(np.float32)}],
-    }[modality]
-    batch = _card_batch(processor, content, audio_kwargs)
+    }
+    batch = _card_batch(processor, contents[modality], audio_kwargs)
     if placeholder is not None:
         token_id = processor.tokenizer.convert_tokens_to_ids(placeholder)
         assert int((batch["input_ids"] == token_id).sum()) == expected_tokens

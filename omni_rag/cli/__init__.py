@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
 from omni_rag.store import FUSION_MODES
 
-__all__ = ["CliError", "ExitCode", "build_parser", "main"]
+__all__ = ["CliError", "ExitCode", "build_parser", "main", "quiet_libraries"]
 
 #: Module and function that run each command.
 _COMMANDS = {
@@ -114,13 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Keep library deprecation chatter off a user's terminal; omni-rag's own warnings still show.
+
+    ``TRANSFORMERS_VERBOSITY`` is only defaulted, so ``TRANSFORMERS_VERBOSITY=warning`` brings
+    transformers' messages back when debugging.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.basicConfig(level=logging.WARNING, format="omni-rag: warning: %(message)s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``omni-rag``; returns the exit code (see :class:`ExitCode`)."""
     args = build_parser().parse_args(argv)
     if getattr(args, "k", 1) < 1 or getattr(args, "batch_size", 1) < 1:
         print("omni-rag: error: -k and --batch-size must be >= 1", file=sys.stderr)
         return ExitCode.USAGE
-    logging.basicConfig(level=logging.WARNING, format="omni-rag: warning: %(message)s")
+    quiet_libraries()
     module, function = _COMMANDS[args.command]
     try:
         code: int = getattr(importlib.import_module(module), function)(args)

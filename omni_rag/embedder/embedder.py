@@ -11,7 +11,14 @@ import numpy as np
 import torch
 
 from omni_rag.content import Content, ItemLike, as_content
-from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, PreparedItem, split_streams
+from omni_rag.embedder.base import (
+    EmbeddingBackend,
+    EmbedResult,
+    ErrorPolicy,
+    Kind,
+    PreparedItem,
+    split_streams,
+)
 from omni_rag.embedder.batching import length_sorted_batches
 from omni_rag.embedder.loading import DEFAULT_MODEL, resolve_load_options
 from omni_rag.embedder.registry import select_backend
@@ -38,7 +45,9 @@ class OmniEmbedder:
         max_batch_tokens: Padded tokens per forward pass; long videos get smaller batches.
     """
 
-    def __init__(self, backend: EmbeddingBackend, *, batch_size: int = 8, max_batch_tokens: int = 65536) -> None:
+    def __init__(
+        self, backend: EmbeddingBackend, *, batch_size: int = 8, max_batch_tokens: int = 65536
+    ) -> None:
         self.backend = backend
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -185,9 +194,8 @@ class OmniEmbedder:
     ) -> np.ndarray | EmbedResult[np.ndarray]:
         contents, failures = self._coerce(items, errors)
         present = [i for i, c in enumerate(contents) if c is not None]
-        vectors = self._run(
-            [contents[i] for i in present], kind, batch_size, errors, failures, owner=present  # type: ignore[misc]
-        )
+        kept = [c for c in contents if c is not None]
+        vectors = self._run(kept, kind, batch_size, errors, failures, owner=present)
         result: list[np.ndarray | None] = [None] * len(contents)
         for index, vector in zip(present, vectors, strict=True):
             result[index] = vector
@@ -195,7 +203,9 @@ class OmniEmbedder:
             return np.stack(result) if result else np.zeros((0, self.dim), dtype=np.float32)  # type: ignore[arg-type]
         return self._finish(result, failures, errors)
 
-    def _coerce(self, items: Iterable[ItemLike], errors: ErrorPolicy) -> tuple[list[Content | None], list[ItemFailure]]:
+    def _coerce(
+        self, items: Iterable[ItemLike], errors: ErrorPolicy
+    ) -> tuple[list[Content | None], list[ItemFailure]]:
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
         if isinstance(items, (str, Content)):
@@ -216,8 +226,9 @@ class OmniEmbedder:
         allowed = self.backend.query_modalities if kind == "query" else self.backend.document_modalities
         for name in content.modalities:
             if name not in allowed:
+                supported = ", ".join(sorted(allowed))
                 raise OmniInputError(
-                    f"{self.model_id} does not embed {name} {kind}s (supported: {', '.join(sorted(allowed))})",
+                    f"{self.model_id} does not embed {name} {kind}s (supported: {supported})",
                     index=index,
                     field=name,
                 )
@@ -259,11 +270,8 @@ class OmniEmbedder:
         return out
 
     @staticmethod
-    def _finish(
-        result: list[T | None], failures: list[ItemFailure], errors: ErrorPolicy
-    ) -> Any:
+    def _finish(result: list[T | None], failures: list[ItemFailure], errors: ErrorPolicy) -> Any:
         if errors == "raise":
             return result
         failures.sort(key=lambda f: f.index)
         return EmbedResult(embeddings=result, failures=failures)
-

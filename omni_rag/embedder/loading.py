@@ -94,7 +94,9 @@ def read_config(name_or_path: str, revision: str | None) -> dict[str, Any]:
     return dict(config)
 
 
-def resolve_trust_remote_code(name_or_path: str, config: dict[str, Any], trust_remote_code: bool | None) -> bool:
+def resolve_trust_remote_code(
+    name_or_path: str, config: dict[str, Any], trust_remote_code: bool | None
+) -> bool:
     """Run a checkpoint's own code only where it needs it, and only when that is explicit.
 
     The official ids are trusted at their pinned revision; any other checkpoint whose

@@ -124,7 +124,9 @@ class NemotronVLBackend:
         self.processor.use_thumbnail = use_thumbnail
         self._tokenizer = getattr(self.processor, "tokenizer", None)
         tokens_per_tile = int(
-            getattr(model, "num_image_token", 0) or getattr(self.processor, "num_image_token", 0) or TOKENS_PER_TILE
+            getattr(model, "num_image_token", 0)
+            or getattr(self.processor, "num_image_token", 0)
+            or TOKENS_PER_TILE
         )
         self._image_tokens = tokens_per_tile * (max_input_tiles + int(use_thumbnail))
 
@@ -169,8 +171,9 @@ class NemotronVLBackend:
         allowed = self.query_modalities if kind == "query" else self.document_modalities
         for name in item.modalities:
             if name not in allowed:
+                supported = ", ".join(sorted(allowed))
                 raise OmniInputError(
-                    f"{self.model_id} does not embed {name} {kind}s (supported: {', '.join(sorted(allowed))})",
+                    f"{self.model_id} does not embed {name} {kind}s (supported: {supported})",
                     index=index,
                     field=name,
                 )
@@ -239,7 +242,9 @@ def _hidden_size(config: Any) -> int:
     if size is None:
         size = getattr(config, "hidden_size", None)
     if size is None:
-        raise ValueError("cannot find the embedding size: config has neither llm_config.hidden_size nor hidden_size")
+        raise ValueError(
+            "cannot find the embedding size: config has neither llm_config.hidden_size nor hidden_size"
+        )
     return int(size)
 
 

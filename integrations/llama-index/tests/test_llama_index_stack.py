@@ -48,7 +48,9 @@ def test_multimodal_index_with_image_embed_model(
     client = QdrantClient(":memory:")
     images = [str(media["image"]), str(media["image2"])]
     index = MultiModalVectorStoreIndex.from_documents(
-        [Document(text=t) for t in TEXTS] + [ImageDocument(image_path=p) for p in images],
+        # as SimpleDirectoryReader loads them: LlamaIndex skips nodes without text or metadata
+        [Document(text=t) for t in TEXTS]
+        + [ImageDocument(image_path=p, metadata={"file_name": Path(p).name}) for p in images],
         storage_context=StorageContext.from_defaults(
             vector_store=QdrantVectorStore(client=client, collection_name="texts"),
             image_store=QdrantVectorStore(client=client, collection_name="images"),

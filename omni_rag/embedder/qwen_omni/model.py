@@ -127,7 +127,11 @@ class QwenOmniBackend:
         device = self.device
         dtype = next(self.model.parameters()).dtype
         moved = {
-            k: (v.to(device, dtype) if v.is_floating_point() and k != "video_second_per_grid" else v.to(device))
+            k: (
+                v.to(device, dtype)
+                if v.is_floating_point() and k != "video_second_per_grid"
+                else v.to(device)
+            )
             for k, v in batch.items()
         }
         hidden = self._last_hidden_state(moved)

@@ -19,15 +19,9 @@ import torch
 from qwen_omni_utils.v2_5 import fetch_image
 
 from omni_rag import media
+from omni_rag.card import CARD_VIDEOS_KWARGS
 from omni_rag.content import Content
 from omni_rag.errors import MediaError, OmniInputError
-
-#: The card's processor kwargs (Table 7 of the paper).
-CARD_VIDEOS_KWARGS: dict[str, Any] = {
-    "min_pixels": 32 * 14 * 14,
-    "max_pixels": 64 * 28 * 28,
-    "use_audio_in_video": False,
-}
 
 #: Zero samples appended after each clip before feature extraction. The card pads every
 #: clip with zeros to 128 s; the STFT windows of the clip's last frames (n_fft 400,
@@ -149,7 +143,9 @@ class OmniProcessor:
         num_tokens = int(features["input_ids"].shape[1])
         if num_tokens > self.max_tokens:
             advice = (
-                "pass truncate=True to cut it" if text_only else "split the media into segments (start_s/end_s)"
+                "pass truncate=True to cut it"
+                if text_only
+                else "split the media into segments (start_s/end_s)"
             )
             raise OmniInputError(
                 f"{num_tokens} tokens exceed the model's context of {self.max_tokens}; {advice}",
@@ -161,7 +157,7 @@ class OmniProcessor:
     # -- a batch -------------------------------------------------------------------------------
 
     def collate(self, items: Sequence[OmniInputs]) -> dict[str, torch.Tensor]:
-        """Pad token sequences (left, like the checkpoint's processor) and audio frames; concatenate the rest."""
+        """Pad token sequences (left, like the checkpoint's processor) and audio frames; concat the rest."""
         keys: list[str] = []
         for item in items:
             keys.extend(k for k in item.features if k not in keys)
@@ -176,8 +172,9 @@ class OmniProcessor:
                 frames = max(v.shape[-1] for v in values)
                 batch[key] = torch.cat([_pad_right(v, frames) for v in values])
             else:
-                batch[key] = torch.cat([torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v
-                                        for v in values])
+                batch[key] = torch.cat(
+                    [torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in values]
+                )
         return batch
 
 
