@@ -1,8 +1,8 @@
 """A LangChain RAG chain (LCEL) over video, audio and images with omni-rag.
 
-    pip install -e . -e integrations/langchain
-    python examples/langchain_chain.py                    # nvidia/omni-embed-nemotron-3b (GPU advised)
-    python examples/langchain_chain.py --model /path/to/checkpoint   # or OMNI_RAG_MODEL=...
+pip install -e . -e integrations/langchain
+python examples/langchain_chain.py                    # nvidia/omni-embed-nemotron-3b (GPU advised)
+python examples/langchain_chain.py --model /path/to/checkpoint   # or OMNI_RAG_MODEL=...
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from langchain_omni_rag import OmniEmbeddings, OmniRetriever
 from langchain_qdrant import QdrantVectorStore
 
-from langchain_omni_rag import OmniEmbeddings, OmniRetriever
 from omni_rag.embedder import DEFAULT_MODEL
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.store import OmniStore

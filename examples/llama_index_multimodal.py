@@ -1,8 +1,8 @@
 """Multimodal retrieval in LlamaIndex with omni-rag: text and image queries over video, audio and images.
 
-    pip install -e . -e integrations/llama-index
-    python examples/llama_index_multimodal.py            # nvidia/omni-embed-nemotron-3b (GPU advised)
-    python examples/llama_index_multimodal.py --model /path/to/checkpoint   # or OMNI_RAG_MODEL=...
+pip install -e . -e integrations/llama-index
+python examples/llama_index_multimodal.py            # nvidia/omni-embed-nemotron-3b (GPU advised)
+python examples/llama_index_multimodal.py --model /path/to/checkpoint   # or OMNI_RAG_MODEL=...
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def show(title: str, nodes: list[NodeWithScore]) -> None:
     for n in nodes:
         source = Path(n.node.metadata["source"]).name if n.node.metadata.get("source") else "-"
         text = " ".join(n.node.get_content().split())[:50]
-        print(f"  hit score={n.score:.4f} modality={n.node.metadata.get('modality', 'text')} {source=} {text=}")
+        print(
+            f"  hit score={n.score:.4f} modality={n.node.metadata.get('modality', 'text')} {source=} {text=}"
+        )
 
 
 def main() -> None:
@@ -62,7 +64,9 @@ def main() -> None:
     show("image query: mountain_sunset.jpg", retriever.retrieve(picture))
 
     # 4. The same model as LlamaIndex's Settings.embed_model, in an ordinary VectorStoreIndex.
-    index = VectorStoreIndex.from_documents([Document(text="Bees carry pollen."), Document(text="Tides rise.")])
+    index = VectorStoreIndex.from_documents(
+        [Document(text="Bees carry pollen."), Document(text="Tides rise.")]
+    )
     question = "why do crops need bees?"
     show(f"text index: {question}", index.as_retriever(similarity_top_k=2).retrieve(question))
 

@@ -14,22 +14,32 @@ from omni_rag.errors import ItemFailure, MediaError, OmniError, OmniInputError
 
 if TYPE_CHECKING:
     from omni_rag.embedder import EmbedResult, OmniEmbedder
+    from omni_rag.retriever import OmniRetriever
+    from omni_rag.store import Hit, HitGroup, OmniStore
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "OmniEmbedder": "omni_rag.embedder",
     "EmbedResult": "omni_rag.embedder",
+    "OmniStore": "omni_rag.store",
+    "Hit": "omni_rag.store",
+    "HitGroup": "omni_rag.store",
+    "OmniRetriever": "omni_rag.retriever",
 }
 
 __all__ = [
     "Content",
     "EmbedResult",
+    "Hit",
+    "HitGroup",
     "ItemFailure",
     "MediaError",
     "OmniEmbedder",
     "OmniError",
     "OmniInputError",
+    "OmniRetriever",
+    "OmniStore",
 ]
 
 

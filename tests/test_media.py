@@ -48,8 +48,13 @@ def reference_video(path: Path, ele: dict) -> tuple[torch.Tensor, float]:
     """Brute force: decode every frame, apply torchvision's window + qwen's sampling and resize."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = {f.pts: f.to_rgb().to_ndarray() for f in container.decode(stream)}
-        tb, fps = stream.time_base, float(stream.average_rate)
+        frames: dict[int, np.ndarray] = {}
+        for f in container.decode(stream):
+            assert f.pts is not None
+            frames[f.pts] = f.to_rgb().to_ndarray()
+        tb, rate = stream.time_base, stream.average_rate
+        assert tb is not None and rate is not None
+        fps = float(rate)
     start_off = math.floor(ele.get("video_start", 0.0) * (1 / tb))
     end = ele.get("video_end")
     end_off = math.inf if end is None else math.ceil(end * (1 / tb))
@@ -256,14 +261,23 @@ def test_iter_audio_windows_arrays_and_errors() -> None:
 # --------------------------------------------------------------------------- video: files
 
 
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    return {
+        ext: make_video(root / f"v{ext}", seconds=6.0, fps=10, size=(64, 48), gop=7, seed=2)
+        for ext in (".mp4", ".mkv", ".webm")
+    }
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv", ".webm"])
 @pytest.mark.parametrize(
     "options",
     [{}, {"video_start": 1.05, "video_end": 4.0}, {"nframes": 8}, {"fps": 5, "video_start": 2.0}],
     ids=["default", "window", "nframes", "fps-start"],
 )
-def test_load_video_equals_bruteforce_reference(tmp_path: Path, ext: str, options: dict) -> None:
-    path = make_video(tmp_path / f"v{ext}", seconds=6.0, fps=10, size=(64, 48), gop=7, seed=2)
+def test_load_video_equals_bruteforce_reference(videos: dict[str, Path], ext: str, options: dict) -> None:
+    path = videos[ext]
     out = load_video(path, options=options)
     ref, ref_fps = reference_video(path, options)
     assert out.frames.dtype == torch.float32

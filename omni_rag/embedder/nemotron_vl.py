@@ -179,10 +179,10 @@ class NemotronVLBackend:
                 )
         image = None
         if item.image is not None:
-            from omni_rag.media.image import load_image
+            from omni_rag import media
 
             try:
-                image = load_image(item.image)
+                image = media.load_image(item.image)
             except MediaError as error:
                 raise OmniInputError(str(error), index=index, field="image") from error
         modality: Modality = "text" if image is None else ("image" if item.text is None else "image_text")

@@ -85,5 +85,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run langchain-tests' unmarked ``async def`` tests under pytest-asyncio in any asyncio mode."""
     for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)) and not item.get_closest_marker("asyncio"):
+        if inspect.iscoroutinefunction(getattr(item, "function", None)) and not item.get_closest_marker(
+            "asyncio"
+        ):
             item.add_marker(pytest.mark.asyncio)

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langchain_qdrant import QdrantVectorStore
-
 from langchain_omni_rag import OmniEmbeddings
+from langchain_qdrant import QdrantVectorStore
 
 TEXTS = ["the volcano erupted at dawn", "bake the loaf for thirty minutes", "bees carry pollen"]
 
@@ -68,7 +67,11 @@ async def test_async_runs_off_the_loop(
 
 def test_as_langchain_qdrant_embedding(embeddings: OmniEmbeddings, embedder: Any) -> None:
     store = QdrantVectorStore.from_texts(
-        TEXTS, embeddings, location=":memory:", collection_name="texts", metadatas=[{"n": i} for i in range(3)]
+        TEXTS,
+        embeddings,
+        location=":memory:",
+        collection_name="texts",
+        metadatas=[{"n": i} for i in range(3)],
     )
     query = "when did the volcano erupt?"
     found = store.similarity_search_with_score(query, k=3)

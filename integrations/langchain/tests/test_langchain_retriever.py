@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
-
 from langchain_omni_rag import OmniRetriever
+
 from omni_rag import Content
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.store import OmniStore

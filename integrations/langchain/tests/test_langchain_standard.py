@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from langchain_omni_rag import OmniEmbeddings, OmniRetriever
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests, RetrieversIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
-from langchain_omni_rag import OmniEmbeddings, OmniRetriever
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 
 

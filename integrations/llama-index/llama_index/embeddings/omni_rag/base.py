@@ -77,7 +77,9 @@ class OmniEmbedding(MultiModalEmbedding):
     """
 
     device: str | None = Field(default=None, description="Device the model runs on (None: auto).")
-    trust_remote_code: bool | None = Field(default=None, description="Allow code shipped with the checkpoint.")
+    trust_remote_code: bool | None = Field(
+        default=None, description="Allow code shipped with the checkpoint."
+    )
     revision: str | None = Field(default=None, description="Hub revision of the checkpoint.")
     dtype: str | None = Field(default=None, description="Torch dtype name (None: bf16 on CUDA, fp32 on CPU).")
     embedder_kwargs: dict[str, Any] = Field(

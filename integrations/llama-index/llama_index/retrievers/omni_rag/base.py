@@ -15,8 +15,8 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
-
 from llama_index.embeddings.omni_rag.base import to_image_input
+
 from omni_rag import Content
 from omni_rag.content import ItemLike
 from omni_rag.retriever import OmniRetriever as CoreRetriever
