@@ -13,6 +13,7 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_omni_rag import OmniEmbeddings, OmniRetriever
@@ -53,11 +54,13 @@ def main() -> None:
     )
 
     # 3. An LCEL chain. Swap the RunnableLambda for a real chat model (e.g. ChatOpenAI()).
-    fake_llm = RunnableLambda(lambda prompt: f"[an LLM would answer this prompt]\n{prompt.to_string()}")
+    def fake_llm(prompt: PromptValue) -> str:
+        return f"[an LLM would answer this prompt]\n{prompt.to_string()}"
+
     chain = (
         {"context": OmniRetriever(retriever=core, k=2) | format_docs, "question": RunnablePassthrough()}
         | PROMPT
-        | fake_llm
+        | RunnableLambda(fake_llm)
         | StrOutputParser()
     )
     print(chain.invoke("How long do I bake a loaf of bread?"))

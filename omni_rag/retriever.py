@@ -17,6 +17,7 @@ import numpy as np
 
 from omni_rag.content import Content, ItemLike, as_content
 from omni_rag.errors import ItemFailure, OmniError, OmniInputError
+from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy, plan_item
 from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
 
 if TYPE_CHECKING:
@@ -152,8 +153,12 @@ class OmniRetriever:
         *,
         errors: str = "raise",
         overwrite: bool = False,
+        segment: SegmentPolicy | bool | None = True,
     ) -> AddResult:
-        """Embed items as streams and upsert them.
+        """Embed items as streams and upsert them; long audio/video become timestamped segments.
+
+        Items are embedded in chunks of at most :data:`ADD_CHUNK` items and about one segment
+        window of audio/video, so memory is bounded by a window, not by a recording's length.
 
         Args:
             items: Strings, :class:`Content` or dicts of its fields.
@@ -161,34 +166,80 @@ class OmniRetriever:
             metadata: Per-item user metadata (merged over ``Content.metadata``).
             errors: ``"raise"`` or ``"skip"`` (bad items are reported in the result).
             overwrite: Re-embed ids already in the store instead of skipping them.
+            segment: ``True`` cuts audio/video longer than a window with
+                :data:`~omni_rag.segments.DEFAULT_POLICY`, a :class:`~omni_rag.segments.SegmentPolicy`
+                cuts with it, ``False``/``None`` never cuts (media over the context then fails).
+                Each segment is a point with ``source``, ``start_s``, ``end_s``, ``segment_index``
+                and the id ``<item id>#<segment_index>``; short items stay one point with the
+                item's id. A re-add whose plan changed (another policy) re-embeds the segments
+                whose time range changed and deletes the item's segments beyond the new plan.
         """
         if ids is not None and len(ids) != len(items):
             raise ValueError(f"{len(ids)} ids for {len(items)} items")
         if metadata is not None and len(metadata) != len(items):
             raise ValueError(f"{len(metadata)} metadata entries for {len(items)} items")
+        if isinstance(segment, SegmentPolicy):
+            policy: SegmentPolicy | None = segment
+        elif segment is True:
+            policy = DEFAULT_POLICY
+        elif segment is False or segment is None:
+            policy = None
+        else:
+            raise TypeError(f"segment must be a SegmentPolicy, True, False or None, got {segment!r}")
         self.check_model()
         result = AddResult()
-        contents: list[tuple[int, Content, str]] = []
+        # (item index, content to embed, point id, seconds of media or None, (item id, segments) or None)
+        rows: list[tuple[int, Content, str, float | None, tuple[str, int] | None]] = []
         for index, item in enumerate(items):
             try:
                 content = as_content(item, index)
+                item_id = ids[index] if ids is not None else content_id(content)
+                plan = plan_item(content, policy=policy, index=index)
             except OmniInputError as error:
                 if errors != "skip":
                     raise
                 result.failures.append(ItemFailure.from_error(error))
                 continue
-            contents.append((index, content, ids[index] if ids is not None else content_id(content)))
-        if not overwrite and contents:
-            existing = self.store.get([item_id for _, _, item_id in contents])
-            for (_, _, item_id), point in zip(contents, existing, strict=True):
-                if point is not None:
-                    result.unchanged.append(item_id)
-            contents = [c for c, point in zip(contents, existing, strict=True) if point is None]
-        if contents and not self.store.get_info().get("model_id"):
+            if not plan.segmented:
+                rows.append((index, content, item_id, plan.duration_s, None))
+                continue
+            for k, part in enumerate(plan.segments):
+                assert part.start_s is not None and part.end_s is not None
+                seconds = part.end_s - part.start_s
+                rows.append((index, part, f"{item_id}#{k}", seconds, (item_id, len(plan.segments))))
+        if not overwrite and rows:
+            existing = self.store.get([row[2] for row in rows])
+            pending = []
+            for row, point in zip(rows, existing, strict=True):
+                content, segmented = row[1], row[4] is not None
+                same_range = point is not None and (
+                    not segmented
+                    or (
+                        point.payload.get("start_s") == content.start_s
+                        and point.payload.get("end_s") == content.end_s
+                    )
+                )
+                if same_range:
+                    result.unchanged.append(row[2])
+                else:
+                    pending.append(row)
+            rows = pending
+        if rows and not self.store.get_info().get("model_id"):
             self.store.set_info(self.model_info())
-        for start in range(0, len(contents), ADD_CHUNK):
-            chunk = contents[start : start + ADD_CHUNK]
-            embedded = self.embedder.embed_document_streams([c for _, c, _ in chunk], errors="skip")
+        # Chunks: at most ADD_CHUNK items and one window of timed media (a longer item goes alone).
+        budget = (policy or DEFAULT_POLICY).window_s
+        chunks: list[list[tuple[int, Content, str, float | None, tuple[str, int] | None]]] = []
+        seconds_in_chunk = 0.0
+        for row in rows:
+            timed = row[1].audio is not None or row[1].video is not None
+            weight = 0.0 if not timed else row[3] if row[3] is not None else budget if policy else 0.0
+            if not chunks or len(chunks[-1]) >= ADD_CHUNK or seconds_in_chunk + weight > budget:
+                chunks.append([])
+                seconds_in_chunk = 0.0
+            chunks[-1].append(row)
+            seconds_in_chunk += weight
+        for chunk in chunks:
+            embedded = self.embedder.embed_document_streams([row[1] for row in chunk], errors="skip")
             for failure in embedded.failures:
                 original = chunk[failure.index][0]
                 located = ItemFailure(index=original, field=failure.field, reason=failure.reason)
@@ -196,17 +247,23 @@ class OmniRetriever:
                     raise OmniInputError(located.reason, index=located.index, field=located.field)
                 result.failures.append(located)
             write_ids, vectors, payloads = [], [], []
-            for (index, content, item_id), streams in zip(chunk, embedded.embeddings, strict=True):
+            for (index, content, point_id, _, _), streams in zip(chunk, embedded.embeddings, strict=True):
                 if streams is None:
                     continue
                 extra = dict(content.metadata)
                 if metadata is not None and metadata[index]:
                     extra.update(metadata[index] or {})
-                write_ids.append(item_id)
+                write_ids.append(point_id)
                 vectors.append(streams)
                 payloads.append(self._payload(content, extra))
             self.store.upsert(write_ids, vectors, payloads)
             result.added.extend(write_ids)
+        # Segments past the end of a new plan (an item re-added with another policy) are stale.
+        for item_id, count in dict.fromkeys(row[4] for row in rows if row[4] is not None):
+            k = count
+            while stale := [p.id for p in self.store.get([f"{item_id}#{j}" for j in range(k, k + 64)]) if p]:
+                self.store.delete(stale)
+                k += 64
         result.failures.sort(key=lambda f: f.index)
         return result
 

@@ -157,14 +157,59 @@ def test_dim_and_identity(embedder: OmniEmbedder, native_checkpoint: Path) -> No
     assert embedder.revision is None
 
 
-def test_remote_code_must_be_explicit(custom_checkpoint: Path, tmp_path: Path) -> None:
+def test_remote_code_only_when_needed_and_explicit() -> None:
+    official = {
+        "model_type": "nvomniembed",
+        "auto_map": {"AutoModel": "modeling_nv_omni_embed.NVOmniEmbedModel"},
+    }
+    # A checkpoint a backend runs natively never needs its code, official or not ...
+    assert resolve_trust_remote_code("nvidia/omni-embed-nemotron-3b", official, None, native_ok=True) is False
+    assert resolve_trust_remote_code("local/copy", official, None, native_ok=True) is False
+    # ... but the caller may ask for it.
+    assert resolve_trust_remote_code("local/copy", official, True, native_ok=True) is True
+    # Code-only checkpoints: official ids are trusted at their pin, others need an explicit yes.
+    other = {"model_type": "x", "auto_map": {"AutoModel": "m.M"}}
+    assert resolve_trust_remote_code("nvidia/llama-nemotron-embed-vl-1b-v2", other, None) is True
     with pytest.raises(ModelLoadError, match="trust_remote_code=True"):
-        OmniEmbedder.from_pretrained(custom_checkpoint, device="cpu")
+        resolve_trust_remote_code("some/other", other, None)
     with pytest.raises(ModelLoadError, match="cannot be loaded with trust_remote_code=False"):
-        OmniEmbedder.from_pretrained(custom_checkpoint, device="cpu", trust_remote_code=False)
-    config = json.loads((custom_checkpoint / "config.json").read_text())
-    assert resolve_trust_remote_code("nvidia/omni-embed-nemotron-3b", config, None) is True
+        resolve_trust_remote_code("some/other", other, False)
     assert resolve_trust_remote_code("some/other-model", {"model_type": "x"}, None) is False
+
+
+def _legacy_layout_copy(checkpoint: Path, target: Path) -> Path:
+    """The official weights' key layout (transformers 4.51): towers at the top, text model under ``model``."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(checkpoint, target)
+    weights = load_file(str(checkpoint / "model.safetensors"))
+
+    def old_name(key: str) -> str:
+        for tower in ("model.audio_tower.", "model.visual."):
+            if key.startswith(tower):
+                return key[len("model.") :]
+        return key.replace("model.language_model.", "model.", 1)
+
+    save_file({old_name(k): v.contiguous() for k, v in weights.items()}, str(target / "model.safetensors"))
+    return target
+
+
+def test_official_layout_runs_natively_and_bidirectionally(
+    custom_checkpoint: Path, custom_embedder: OmniEmbedder, tmp_path: Path, media_dir: Path
+) -> None:
+    items: list[Content | str] = [
+        "short",
+        "a longer text that makes the first one padded",
+        Content(text="picture", image=str(media_dir / "picture.png")),
+        Content(audio=str(media_dir / "tone.wav")),
+    ]
+    remote = custom_embedder.embed_documents(items)  # the checkpoint's own (bidirectional) code
+    for folder in (custom_checkpoint, _legacy_layout_copy(custom_checkpoint, tmp_path / "legacy")):
+        native = OmniEmbedder.from_pretrained(folder, device="cpu")  # no remote code executed
+        assert type(native.backend.model).__module__.startswith("transformers.")  # type: ignore[attr-defined]
+        np.testing.assert_allclose(native.embed_documents(items), remote, atol=1e-5)
+    causal = OmniEmbedder.from_pretrained(custom_checkpoint, device="cpu", bidirectional=False)
+    assert np.abs(causal.embed_documents(items[:1]) - remote[:1]).max() > 1e-4
 
 
 def test_official_revision_is_pinned(tmp_path: Path) -> None:

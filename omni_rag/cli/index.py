@@ -101,10 +101,10 @@ def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: Inde
 
 
 def run_index(args: argparse.Namespace) -> int:
-    """The ``index`` command: scan, open the store, load the model, add, report."""
-    scan = scan_paths(args.paths, exclude=args.exclude)
+    """The ``index`` command: open the store (fails fast), scan, load the model, add, report."""
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
     try:
+        scan = scan_paths(args.paths, exclude=args.exclude)
         embedder = load_embedder(
             args.model,
             device=args.device,

@@ -88,9 +88,10 @@ class OmniEmbedder:
             attn_implementation=attn_implementation,
             revision=revision,
             trust_remote_code=trust_remote_code,
+            native_ok=lambda config: select_backend(config, os.fspath(name_or_path)).loads_natively(config),
         )
         if options.device.type == "cpu" and device is None:
-            logger.warning("No GPU found: running on the CPU, which is slow for a 3B-parameter model.")
+            logger.warning("No GPU found: running on the CPU, which is slow for billion-parameter models.")
         backend = select_backend(options.config, options.name_or_path).load(options, **kwargs)
         return cls(backend, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,14 +96,19 @@ def read_config(name_or_path: str, revision: str | None) -> dict[str, Any]:
 
 
 def resolve_trust_remote_code(
-    name_or_path: str, config: dict[str, Any], trust_remote_code: bool | None
+    name_or_path: str, config: dict[str, Any], trust_remote_code: bool | None, *, native_ok: bool = False
 ) -> bool:
     """Run a checkpoint's own code only where it needs it, and only when that is explicit.
 
-    The official ids are trusted at their pinned revision; any other checkpoint whose
-    config maps to custom code must be loaded with ``trust_remote_code=True``.
+    A checkpoint a backend runs on transformers' own classes (``native_ok``) never needs its
+    code; the caller may still ask for it. Otherwise the official ids are trusted at their
+    pinned revision, and any other checkpoint whose config maps to custom code must be loaded
+    with ``trust_remote_code=True``.
     """
-    needs_code = bool(config.get("auto_map"))
+    has_code = bool(config.get("auto_map"))
+    if native_ok:
+        return bool(trust_remote_code) and has_code
+    needs_code = has_code
     if trust_remote_code is not None:
         if needs_code and not trust_remote_code:
             raise ModelLoadError(
@@ -137,8 +143,12 @@ def resolve_load_options(
     attn_implementation: str | None = None,
     revision: str | None = None,
     trust_remote_code: bool | None = None,
+    native_ok: Callable[[dict[str, Any]], bool] | None = None,
 ) -> LoadOptions:
-    """Apply every default in one place; reads only ``config.json``."""
+    """Apply every default in one place; reads only ``config.json``.
+
+    ``native_ok(config)`` tells whether the chosen backend runs this checkpoint without its code.
+    """
     name = os.fspath(name_or_path)
     revision = resolve_revision(name, revision)
     config = read_config(name, revision)
@@ -149,6 +159,8 @@ def resolve_load_options(
         device=resolved_device,
         dtype=resolve_dtype(dtype, resolved_device),
         attn_implementation=resolve_attention(attn_implementation, resolved_device),
-        trust_remote_code=resolve_trust_remote_code(name, config, trust_remote_code),
+        trust_remote_code=resolve_trust_remote_code(
+            name, config, trust_remote_code, native_ok=bool(native_ok and native_ok(config))
+        ),
         config=config,
     )

@@ -235,6 +235,11 @@ class NemotronVLBackend:
         return len(text) // 4 + 1
 
 
+def loads_natively(config: Mapping[str, Any]) -> bool:
+    """The model exists only as the checkpoint's own code: it always needs ``trust_remote_code``."""
+    return False
+
+
 def _hidden_size(config: Any) -> int:
     """The embedding size: the language model's hidden size (2048 for the real model)."""
     llm = getattr(config, "llm_config", None)

@@ -20,8 +20,11 @@ class BackendModule(Protocol):
 
     def load(self, options: LoadOptions, **kwargs: Any) -> EmbeddingBackend: ...
 
+    def loads_natively(self, config: Mapping[str, Any]) -> bool: ...
 
-#: Backend modules, tried in order; each exposes ``accepts(config)`` and ``load(options, **kwargs)``.
+
+#: Backend modules, tried in order; each exposes ``accepts(config)``,
+#: ``loads_natively(config)`` (runs without the checkpoint's code) and ``load(options, **kwargs)``.
 BACKENDS: tuple[str, ...] = ("omni_rag.embedder.qwen_omni.model", "omni_rag.embedder.nemotron_vl")
 
 

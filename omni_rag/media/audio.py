@@ -30,6 +30,7 @@ _PREROLL_S = 0.5
 
 AudioSource = str | os.PathLike[str] | np.ndarray | torch.Tensor
 
+_FAST_PROBE = {"probesize": "65536"}
 _INT_SCALE = {"s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63}
 
 
@@ -49,8 +50,14 @@ def _frame_to_float(frame: av.AudioFrame) -> np.ndarray:
 
 
 def _to_mono(x: np.ndarray) -> np.ndarray:
-    # librosa.to_mono: plain mean over the channel axis, in float32.
-    return x[0] if x.shape[0] == 1 else np.mean(x, axis=0)
+    # librosa.to_mono is np.mean over the channel axis in float32: a row-by-row sum, then a
+    # division by the count; done explicitly because np.mean's strided reduce is 10x slower.
+    if x.shape[0] == 1:
+        return x[0]
+    acc = x[0].copy()
+    for row in x[1:]:
+        acc += row
+    return acc / np.float32(x.shape[0])
 
 
 def _resample(native: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -70,25 +77,38 @@ class _AudioTrack:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.container = av.open(str(path), metadata_errors="ignore")
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-            raise MediaError(f"cannot open media file {path.name}: {e}") from e
-        try:
-            stream = self.container.streams.best("audio")
-        except (av.FFmpegError, ValueError):
-            stream = None
-        if not isinstance(stream, av.AudioStream):
-            self.container.close()
+        # FFmpeg's default 5 MB probe decodes ahead just to fill in stream parameters (~50 ms
+        # for a short wav, 3x librosa's whole load); a small probe suffices for files whose
+        # header describes the audio, and anything it leaves incomplete is reopened in full.
+        container, stream = self._open(_FAST_PROBE)
+        if stream is None or not stream.codec_context.sample_rate or not stream.codec_context.channels:
+            container.close()
+            container, stream = self._open(None)
+        self.container = container
+        if stream is None:
+            container.close()
             raise MediaError("no audio track")
         self.stream: av.AudioStream = stream
         rate = stream.codec_context.sample_rate or stream.rate
         if not rate:
-            self.container.close()
+            container.close()
             raise MediaError("audio track has no sample rate")
         self.sample_rate = int(rate)
         self.time_base = stream.time_base or Fraction(1, self.sample_rate)
-        self.origin = self.stream.start_time or 0
+        self.origin = stream.start_time or 0
+
+    def _open(
+        self, options: dict[str, str] | None
+    ) -> tuple[av.container.InputContainer, av.AudioStream | None]:
+        try:
+            container = av.open(str(self.path), metadata_errors="ignore", options=options)
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+            raise MediaError(f"cannot open media file {self.path.name}: {e}") from e
+        try:
+            stream = container.streams.best("audio")
+        except (av.FFmpegError, ValueError):
+            stream = None
+        return container, stream if isinstance(stream, av.AudioStream) else None
 
     def close(self) -> None:
         self.container.close()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from llama_index.core.embeddings import MultiModalEmbedding
+from llama_index.core.schema import ImageType
 from llama_index.embeddings.omni_rag import OmniEmbedding
 from PIL import Image
 
@@ -63,7 +64,7 @@ def test_every_image_type(embed_model: OmniEmbedding, embedder: Any, media: dict
 
 
 def test_image_batch(embed_model: OmniEmbedding, media: dict[str, Path]) -> None:
-    paths = [str(media["image"]), str(media["image2"]), str(media["image"])]
+    paths: list[ImageType] = [str(media["image"]), str(media["image2"]), str(media["image"])]
     batch = embed_model.get_image_embedding_batch(paths)
     assert len(batch) == 3
     assert close(batch[0], batch[2]) and not close(batch[0], batch[1])

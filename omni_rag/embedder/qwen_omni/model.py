@@ -12,13 +12,15 @@ from omni_rag.content import Content
 from omni_rag.embedder.base import Kind, PreparedItem
 from omni_rag.embedder.loading import LoadOptions
 from omni_rag.embedder.pooling import pool_and_normalize
+from omni_rag.embedder.qwen_omni.bidirectional import make_bidirectional
 from omni_rag.embedder.qwen_omni.processor import OmniInputs, OmniProcessor
 
 DEFAULT_PROMPTS: dict[str, str | None] = {"query": "query: ", "document": "passage: "}
 
 #: ``model_type`` values this backend serves: the native thinker, and the remote-code config of
 #: nvidia/omni-embed-nemotron-3b (``NVOmniEmbedConfig``, a subclass of the thinker's config).
-MODEL_TYPES = frozenset({"qwen2_5_omni_thinker", "nvomniembed"})
+OFFICIAL_MODEL_TYPE = "nvomniembed"
+MODEL_TYPES = frozenset({"qwen2_5_omni_thinker", OFFICIAL_MODEL_TYPE})
 
 _ALL = frozenset({"text", "image", "audio", "video"})
 
@@ -26,6 +28,31 @@ _ALL = frozenset({"text", "image", "audio", "video"})
 def accepts(config: Mapping[str, Any]) -> bool:
     """Whether a checkpoint's config is a Qwen2.5-Omni thinker."""
     return config.get("model_type") in MODEL_TYPES
+
+
+def loads_natively(config: Mapping[str, Any]) -> bool:
+    """Every checkpoint this backend accepts runs on transformers' own classes; code is optional."""
+    return accepts(config)
+
+
+def _load_official_natively(options: LoadOptions, load_kwargs: dict[str, Any]) -> Any:
+    """The official checkpoint's weights in the native thinker (transformers renames 4.x keys).
+
+    Loaded through the for-generation class, whose key conversion covers both the 4.51
+    layout the official weights use and the transformers 5 layout; only its inner thinker
+    is kept, so the 151k-row vocabulary head is freed.
+    """
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+    config = {k: v for k, v in options.config.items() if k not in ("auto_map", "architectures")}
+    config["model_type"] = "qwen2_5_omni_thinker"
+    full = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+        options.name_or_path,
+        config=Qwen2_5OmniThinkerConfig.from_dict(config),
+        revision=options.revision,
+        **load_kwargs,
+    )
+    return full.model
 
 
 class QwenOmniBackend:
@@ -73,19 +100,40 @@ class QwenOmniBackend:
         )
 
     @classmethod
-    def load(cls, options: LoadOptions, **kwargs: Any) -> QwenOmniBackend:
-        """Load with ``AutoModel`` / ``AutoProcessor``, as the card does."""
+    def load(
+        cls, options: LoadOptions, *, bidirectional: bool | None = None, **kwargs: Any
+    ) -> QwenOmniBackend:
+        """Load model and processor.
+
+        With ``trust_remote_code`` the checkpoint's own class runs, as the card does. Otherwise
+        the native transformers thinker is used; for the official checkpoint's layout
+        (``model_type`` ``nvomniembed``) its weights load into the native class and attention
+        is made bidirectional (see :mod:`.bidirectional` for why its remote code is not run).
+
+        Args:
+            options: Resolved loading options.
+            bidirectional: Force bidirectional attention on (or off) for a native load;
+                default on for the official layout, off for a plain thinker checkpoint.
+            **kwargs: Constructor options (``prompts``, ``truncate``, ...) and ``model_kwargs``.
+        """
         from transformers import AutoModel, AutoProcessor
 
         model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
         common = {"revision": options.revision, "trust_remote_code": options.trust_remote_code}
-        model = AutoModel.from_pretrained(
-            options.name_or_path,
-            dtype=options.dtype,
-            attn_implementation=options.attn_implementation,
-            **common,
+        load_kwargs = {
+            "dtype": options.dtype,
+            "attn_implementation": options.attn_implementation,
             **model_kwargs,
-        )
+        }
+        official_layout = options.config.get("model_type") == OFFICIAL_MODEL_TYPE
+        if options.trust_remote_code:
+            model = AutoModel.from_pretrained(options.name_or_path, **common, **load_kwargs)
+        elif official_layout:
+            model = _load_official_natively(options, load_kwargs)
+        else:
+            model = AutoModel.from_pretrained(options.name_or_path, **common, **load_kwargs)
+        if not options.trust_remote_code and (official_layout if bidirectional is None else bidirectional):
+            make_bidirectional(model.language_model)
         model = model.to(options.device).eval()
         processor = AutoProcessor.from_pretrained(options.name_or_path, **common)
         return cls(model, processor, model_id=options.name_or_path, revision=options.revision, **kwargs)

@@ -103,17 +103,17 @@ class OmniEmbedding(MultiModalEmbedding):
     ) -> None:
         if model_name is None:
             model_name = embedder.model_id if embedder is not None else DEFAULT_MODEL
-        super().__init__(
-            model_name=model_name,
-            device=device,
-            embed_batch_size=embed_batch_size,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-            dtype=dtype,
-            embedder_kwargs=dict(embedder_kwargs or {}),
-            callback_manager=callback_manager,
-            **kwargs,
-        )
+        fields: dict[str, Any] = {
+            "model_name": model_name,
+            "device": device,
+            "embed_batch_size": embed_batch_size,
+            "trust_remote_code": trust_remote_code,
+            "revision": revision,
+            "dtype": dtype,
+            "embedder_kwargs": dict(embedder_kwargs or {}),
+            "callback_manager": callback_manager,
+        }
+        super().__init__(**fields, **kwargs)
         if embedder is None:
             embedder = OmniEmbedder.from_pretrained(
                 model_name,

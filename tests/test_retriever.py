@@ -1,0 +1,96 @@
+"""OmniRetriever: embedder + store, end to end on the tiny checkpoint and embedded Qdrant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omni_rag import Content, OmniEmbedder, OmniInputError
+from omni_rag.retriever import ModelMismatchError, OmniRetriever, content_id
+from omni_rag.store import OmniStore
+
+
+@pytest.fixture()
+def retriever(embedder: OmniEmbedder) -> OmniRetriever:
+    return OmniRetriever(embedder, OmniStore("test"))
+
+
+def test_add_then_search_every_query_modality(retriever: OmniRetriever, media_dir: Path) -> None:
+    clip = str(media_dir / "clip.mp4")
+    result = retriever.add(
+        [
+            "lava flows downhill",
+            Content(video=clip, audio=clip),
+            Content(audio=str(media_dir / "tone.wav")),
+            Content(text="a picture", image=str(media_dir / "picture.png")),
+        ]
+    )
+    assert len(result.added) == 4 and not result.failures
+    assert retriever.store.count() == 4
+    stored = retriever.store.get([result.added[1]])[0]
+    assert stored is not None and set(stored.vectors) == {"audio", "video"}
+    assert stored.payload["source"] == clip
+    for query in ("lava", Content(audio=str(media_dir / "tone.wav")), Content(video=clip),
+                  Content(image=str(media_dir / "picture.png")), Content(text="lava", audio=clip)):
+        hits = retriever.search(query, k=4)
+        assert len(hits) == 4
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    audio_only = retriever.search("anything", streams=["audio"], k=10)
+    assert {h.id for h in audio_only} == {result.added[1], result.added[2]}
+    for hit in audio_only:
+        assert set(hit.stream_scores) == {"audio"}
+
+
+def test_document_text_ranks_itself_first(retriever: OmniRetriever) -> None:
+    texts = ["the volcano erupted", "bake the bread at 220 degrees", "quarterly revenue rose"]
+    added = retriever.add(texts).added
+    for text, item_id in zip(texts, added, strict=True):
+        vector = retriever.embedder.embed_documents([text])[0]
+        assert retriever.store.search(vector, limit=1)[0].id == item_id
+
+
+def test_re_adding_is_a_no_op(retriever: OmniRetriever, media_dir: Path) -> None:
+    items = ["one", Content(audio=str(media_dir / "tone.wav"))]
+    first = retriever.add(items)
+    second = retriever.add(items)
+    assert second.added == [] and second.unchanged == first.added
+    assert retriever.store.count() == 2
+    assert content_id(Content(text="one")) == first.added[0]
+
+
+def test_skip_reports_failures_with_original_index(retriever: OmniRetriever) -> None:
+    result = retriever.add(["good", Content(audio="/missing.wav"), "", "also good"], errors="skip")
+    assert len(result.added) == 2
+    assert [(f.index, f.field) for f in result.failures] == [(1, "audio"), (2, "text")]
+    with pytest.raises(OmniInputError) as caught:
+        retriever.add(["fine", Content(audio="/missing.wav")])
+    assert caught.value.index == 1
+
+
+def test_metadata_and_text_are_stored(retriever: OmniRetriever) -> None:
+    [item_id] = retriever.add(["hello"], ids=["doc-1"], metadata=[{"lang": "en"}]).added
+    assert item_id == "doc-1"
+    hit = retriever.search("hello", filter={"metadata.lang": "en"})[0]
+    assert hit.payload["metadata"] == {"lang": "en", "text": "hello"}
+    assert retriever.search("hello", filter={"metadata.lang": "fr"}) == []
+
+
+def test_another_model_is_refused(embedder: OmniEmbedder, tmp_path: Path) -> None:
+    store = OmniStore("shared", path=str(tmp_path / "store"))
+    OmniRetriever(embedder, store).add(["x"])
+    store.set_info({**store.get_info(), "dim": embedder.dim + 1})
+    with pytest.raises(ModelMismatchError, match="indexed with"):
+        OmniRetriever(embedder, store).search("x")
+    store.close()
+
+
+def test_vectors_match_the_embedder(retriever: OmniRetriever, media_dir: Path) -> None:
+    clip = str(media_dir / "clip.mp4")
+    [item_id] = retriever.add([Content(text="caption", video=clip)]).added
+    stored = retriever.store.get([item_id])[0]
+    assert stored is not None
+    expected = retriever.embedder.embed_document_streams([Content(text="caption", video=clip)])[0]
+    for stream, vector in expected.items():
+        np.testing.assert_allclose(stored.vectors[stream], vector, atol=1e-5)
