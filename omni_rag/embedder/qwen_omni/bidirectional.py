@@ -53,4 +53,4 @@ def make_bidirectional(text_model: Qwen2_5OmniThinkerTextModel) -> None:
     """Switch a loaded text model to bidirectional attention in place (weights untouched)."""
     text_model.__class__ = BidirectionalThinkerTextModel
     for layer in text_model.layers:
-        layer.self_attn.is_causal = False
+        layer.self_attn.is_causal = False  # type: ignore[union-attr]

@@ -49,7 +49,7 @@ def _load_official_natively(options: LoadOptions, load_kwargs: dict[str, Any]) -
     full = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
         options.name_or_path,
         config=Qwen2_5OmniThinkerConfig.from_dict(config),
-        revision=options.revision,
+        **({"revision": options.revision} if options.revision else {}),
         **load_kwargs,
     )
     return full.model
