@@ -46,11 +46,11 @@ def _load_official_natively(options: LoadOptions, load_kwargs: dict[str, Any]) -
 
     config = {k: v for k, v in options.config.items() if k not in ("auto_map", "architectures")}
     config["model_type"] = "qwen2_5_omni_thinker"
+    extra: dict[str, Any] = dict(load_kwargs)
+    if options.revision:
+        extra["revision"] = options.revision
     full = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-        options.name_or_path,
-        config=Qwen2_5OmniThinkerConfig.from_dict(config),
-        **({"revision": options.revision} if options.revision else {}),
-        **load_kwargs,
+        options.name_or_path, config=Qwen2_5OmniThinkerConfig.from_dict(config), **extra
     )
     return full.model
 
