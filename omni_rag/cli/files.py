@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omni_rag import Content, media
+from omni_rag import Content
 from omni_rag.errors import MediaError
 
 #: Files larger than this are not read as text (a log of gigabytes is not a document).
@@ -116,9 +116,11 @@ def to_item(path: Path) -> FileItem | FileProblem:
     Returns:
         A :class:`FileItem`, or a :class:`FileProblem` (``skipped`` for files that are not media).
     """
+    from omni_rag.media import probe  # imports torch: only once there are files to look at
+
     metadata = {"path": str(path), "name": path.name}
     try:
-        info = media.probe(path)
+        info = probe(path)
     except (MediaError, OSError) as error:
         return FileProblem(str(path), f"cannot read: {error}")
     if info.kind == "video":

@@ -101,16 +101,16 @@ def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: Inde
 
 
 def run_index(args: argparse.Namespace) -> int:
-    """The ``index`` command: open the store (fails fast), scan, load the model, add, report."""
+    """The ``index`` command: open the store and the model (each fails fast), scan, add, report."""
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
     try:
-        scan = scan_paths(args.paths, exclude=args.exclude)
         embedder = load_embedder(
             args.model,
             device=args.device,
             batch_size=args.batch_size,
             trust_remote_code=args.trust_remote_code,
         )
+        scan = scan_paths(args.paths, exclude=args.exclude)
         retriever = OmniRetriever(embedder, store)
         try:
             report = index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)

@@ -19,6 +19,10 @@ from omni_rag.cli.errors import CliError, ExitCode
 if TYPE_CHECKING:
     from omni_rag.embedder import OmniEmbedder
 
+#: The official checkpoint. Same value as ``omni_rag.embedder.DEFAULT_MODEL`` (a test checks), kept
+#: here because importing that module imports torch, and the fail-fast paths must not.
+DEFAULT_MODEL = "nvidia/omni-embed-nemotron-3b"
+
 #: Environment variable naming the model when ``--model`` is not given.
 MODEL_ENV = "OMNI_RAG_MODEL"
 
@@ -27,7 +31,7 @@ HUB_TIMEOUT_S = 3.0
 
 _LOCAL_HINT = (
     f"Use a local copy: pass its folder with --model PATH or set {MODEL_ENV}=PATH "
-    "(download it once with `hf download nvidia/omni-embed-nemotron-3b --local-dir PATH` "
+    f"(download it once with `hf download {DEFAULT_MODEL} --local-dir PATH` "
     "on a machine with access)."
 )
 
@@ -36,12 +40,7 @@ def resolve_model_name(model: str | None) -> str:
     """``--model``, else ``$OMNI_RAG_MODEL``, else the official checkpoint."""
     if model:
         return model
-    from_env = os.environ.get(MODEL_ENV)
-    if from_env:
-        return from_env
-    from omni_rag.embedder.loading import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
 def _truthy(value: str | None) -> bool:
@@ -80,8 +79,8 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
     return outcome[0] if outcome else f"no answer from {host}:{port} within {timeout:g} s"
 
 
-def prepare_hub(name_or_path: str) -> str | None:
-    """Make a hub id load fast or fail fast; a no-op for local folders.
+def prepare_hub() -> str | None:
+    """Before loading a hub id: make it load fast or fail fast.
 
     Short metadata timeouts always; when the hub is unreachable, offline mode, so a copy in
     the local Hugging Face cache still loads and a missing one fails at once. Must run before
@@ -90,7 +89,7 @@ def prepare_hub(name_or_path: str) -> str | None:
     Returns:
         Why the hub is unreachable, or ``None``.
     """
-    if Path(name_or_path).exists() or hub_offline():
+    if hub_offline():
         return None
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(HUB_TIMEOUT_S)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(HUB_TIMEOUT_S)))
@@ -101,6 +100,39 @@ def prepare_hub(name_or_path: str) -> str | None:
         if constants is not None:  # imported already (e.g. by the demo's caller): flip it in place
             setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010 - ModuleType has no declared attrs
     return problem
+
+
+def _in_hub_cache(repo_id: str) -> Path | None:
+    """The repo's folder in the local Hugging Face cache, if any revision of it was downloaded."""
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    return folder if (folder / "snapshots").is_dir() else None
+
+
+def locate_model(model: str | None) -> str:
+    """Resolve the model name and check, without importing torch, that it can be loaded at all.
+
+    A hub id with the hub offline (``HF_HUB_OFFLINE``) or unreachable and no copy in the local
+    cache fails here, in about a second, instead of after the multi-second torch import.
+
+    Raises:
+        CliError: ``MODEL_LOAD`` saying how to use a local copy.
+    """
+    name = resolve_model_name(model)
+    if Path(name).exists():
+        return name
+    unreachable = prepare_hub()
+    if (unreachable or hub_offline()) and _in_hub_cache(name) is None:
+        why = (
+            f"the hub is unreachable ({unreachable})" if unreachable else "the hub is off (HF_HUB_OFFLINE=1)"
+        )
+        raise CliError(
+            f"cannot load model {name!r}: {why} and it is not in the local Hugging Face cache, nor a "
+            f"local folder. {_LOCAL_HINT}",
+            ExitCode.MODEL_LOAD,
+        )
+    return name
 
 
 def load_embedder(
@@ -115,8 +147,7 @@ def load_embedder(
     Raises:
         CliError: ``MODEL_LOAD`` naming the model, the cause and how to use a local copy.
     """
-    name = resolve_model_name(model)
-    unreachable = prepare_hub(name)
+    name = locate_model(model)
     from omni_rag.embedder import ModelLoadError, OmniEmbedder
 
     try:
@@ -124,8 +155,5 @@ def load_embedder(
             name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
         )
     except (ModelLoadError, OSError, ValueError) as error:
-        cause = (
-            f"the hub is unreachable ({unreachable}) and no cached copy was found. " if unreachable else ""
-        )
         hint = "" if Path(name).exists() or "--model PATH" in str(error) else f" {_LOCAL_HINT}"
-        raise CliError(f"cannot load model {name!r}: {cause}{error}{hint}", ExitCode.MODEL_LOAD) from error
+        raise CliError(f"cannot load model {name!r}: {error}{hint}", ExitCode.MODEL_LOAD) from error

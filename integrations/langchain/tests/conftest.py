@@ -82,10 +82,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run langchain-tests' unmarked ``async def`` tests under pytest-asyncio in any asyncio mode."""
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)) and not item.get_closest_marker(
-            "asyncio"
-        ):
-            item.add_marker(pytest.mark.asyncio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark langchain-tests' unmarked ``async def`` tests for pytest-asyncio, whatever its mode."""
+    if name.startswith("test_") and inspect.iscoroutinefunction(obj) and not hasattr(obj, "pytestmark"):
+        pytest.mark.asyncio(obj)

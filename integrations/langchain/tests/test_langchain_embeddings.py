@@ -49,6 +49,7 @@ def test_media(embeddings: OmniEmbeddings, embedder: Any, media: dict[str, Path]
     assert not close(embeddings.embed_audio([video]), embeddings.embed_video([video]))
 
 
+@pytest.mark.asyncio
 async def test_async_runs_off_the_loop(
     embeddings: OmniEmbeddings, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

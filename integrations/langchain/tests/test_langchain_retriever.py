@@ -63,6 +63,7 @@ def test_search_options_reach_the_core(core: CoreRetriever) -> None:
         OmniRetriever(retriever=core).invoke("x", top_k=1)
 
 
+@pytest.mark.asyncio
 async def test_ainvoke_matches_invoke(core: CoreRetriever) -> None:
     retriever = OmniRetriever(retriever=core)
     assert await retriever.ainvoke("pollen") == retriever.invoke("pollen")
