@@ -32,8 +32,13 @@ def test_add_then_search_every_query_modality(retriever: OmniRetriever, media_di
     stored = retriever.store.get([result.added[1]])[0]
     assert stored is not None and set(stored.vectors) == {"audio", "video"}
     assert stored.payload["source"] == clip
-    for query in ("lava", Content(audio=str(media_dir / "tone.wav")), Content(video=clip),
-                  Content(image=str(media_dir / "picture.png")), Content(text="lava", audio=clip)):
+    for query in (
+        "lava",
+        Content(audio=str(media_dir / "tone.wav")),
+        Content(video=clip),
+        Content(image=str(media_dir / "picture.png")),
+        Content(text="lava", audio=clip),
+    ):
         hits = retriever.search(query, k=4)
         assert len(hits) == 4
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
