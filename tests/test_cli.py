@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,19 +33,33 @@ COLLECTION = "docs"
 GOOD = {"clip.mp4", "silent.mp4", "tone.wav", "tone.flac", "picture.png", "notes.txt"}
 
 
-def run(
+def start(
     *args: str | os.PathLike[str],
     env: Mapping[str, str] | None = None,
     drop_env: Sequence[str] = (),
     cwd: Path | None = None,
     program: Sequence[str] = (str(OMNI_RAG),),
-) -> subprocess.CompletedProcess[str]:
-    """Run a command with this environment (offline hub, set by conftest) minus ``drop_env`` plus ``env``."""
+) -> subprocess.Popen[str]:
+    """Start a command in this environment (hub offline, from conftest) minus ``drop_env``, plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if k not in drop_env and k != "OMNI_RAG_MODEL"}
     full_env.update(env or {})
-    return subprocess.run(
-        [*program, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600
+    return subprocess.Popen(
+        [*program, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=cwd,
     )
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run(*args: str | os.PathLike[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    return finish(start(*args, **options))
 
 
 def explain(result: subprocess.CompletedProcess[str]) -> str:
@@ -80,8 +96,42 @@ def indexed(corpus: Path, native_checkpoint: Path) -> subprocess.CompletedProces
     )
 
 
-def search(corpus: Path, model: Path, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    return run("search", *args, "-c", COLLECTION, "--store", corpus / "store", "--model", model)
+#: Each search the tests check: CLI arguments, with ``{docs}`` for the corpus folder.
+SEARCHES: dict[str, tuple[str, ...]] = {
+    "text-json": ("honeybees and flowers", "--json", "-k", "4"),
+    "image-rrf": ("--image", "{docs}/picture.png", "--fusion", "rrf"),
+    "audio-dbsf": ("--audio", "{docs}/tone.wav", "--fusion", "dbsf", "--streams", "audio"),
+    "video-max": ("--video", "{docs}/silent.mp4", "--fusion", "max", "--streams", "video"),
+    "text+audio-mean": (
+        "--text",
+        "a rising tone",
+        "--audio",
+        "{docs}/nested/tone.flac",
+        "--streams",
+        "audio,text",
+    ),
+    "other-model": ("honeybees",),
+}
+
+
+@pytest.fixture(scope="module")
+def searches(
+    corpus: Path, indexed: subprocess.CompletedProcess[str], native_checkpoint: Path
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every search in :data:`SEARCHES`, run at once since each pays seconds of imports; each gets
+    its own copy of the store, as an embedded Qdrant folder admits one process at a time.
+    ``other-model`` runs with another checkpoint (other weights and name) than the index."""
+    from omni_rag.testing import build_tiny_checkpoint
+
+    other = build_tiny_checkpoint(corpus / "tiny-other", seed=1)
+    processes = {}
+    for name, args in SEARCHES.items():
+        store = corpus / f"store-{name}"
+        shutil.copytree(corpus / "store", store)
+        model = other if name == "other-model" else native_checkpoint
+        filled = [a.format(docs=corpus / "docs") for a in args]
+        processes[name] = start("search", *filled, "-c", COLLECTION, "--store", store, "--model", model)
+    return {name: finish(process) for name, process in processes.items()}
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -131,10 +181,8 @@ def test_info_counts_points_per_stream(
     assert as_json["model"]["dim"] == 64
 
 
-def test_search_text_json_has_every_field(
-    corpus: Path, indexed: subprocess.CompletedProcess[str], native_checkpoint: Path
-) -> None:
-    result = search(corpus, native_checkpoint, "honeybees and flowers", "--json", "-k", "4")
+def test_search_text_json_has_every_field(searches: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    result = searches["text-json"]
     assert result.returncode == 0, explain(result)
     hits = json.loads(result.stdout)
     assert [h["rank"] for h in hits] == [1, 2, 3, 4]
@@ -149,41 +197,32 @@ def test_search_text_json_has_every_field(
 
 
 @pytest.mark.parametrize(
-    ("query", "fusion", "streams", "expected"),
+    ("name", "expected"),
     [
-        (("--image", "docs/picture.png"), "rrf", None, GOOD),
-        (("--audio", "docs/tone.wav"), "dbsf", "audio", {"clip.mp4", "tone.wav", "tone.flac"}),
-        (("--video", "docs/silent.mp4"), "max", "video", {"clip.mp4", "silent.mp4"}),
-        (("--text", "a rising tone", "--audio", "docs/nested/tone.flac"), "mean", "audio,text", None),
+        ("image-rrf", GOOD),
+        ("audio-dbsf", {"clip.mp4", "tone.wav", "tone.flac"}),  # only items with an audio stream
+        ("video-max", {"clip.mp4", "silent.mp4"}),
+        ("text+audio-mean", {"clip.mp4", "tone.wav", "tone.flac", "notes.txt"}),
     ],
-    ids=["image-rrf", "audio-dbsf", "video-max", "text+audio-mean"],
 )
 def test_search_each_query_modality_and_fusion(
-    corpus: Path,
-    indexed: subprocess.CompletedProcess[str],
-    native_checkpoint: Path,
-    query: tuple[str, ...],
-    fusion: str,
-    streams: str | None,
-    expected: set[str] | None,
+    searches: dict[str, subprocess.CompletedProcess[str]], name: str, expected: set[str]
 ) -> None:
-    args = [str(corpus / a) if a.startswith("docs/") else a for a in query]
-    args += ["--fusion", fusion, "-k", "10", *(["--streams", streams] if streams else [])]
-    result = search(corpus, native_checkpoint, *args)
+    result = searches[name]
     assert result.returncode == 0, explain(result)
     rows = table_rows(result.stdout)
-    names = {Path(row[-1]).name for row in rows}
-    header = result.stdout.splitlines()[0].split()
-    if streams:  # only the chosen streams are scored, so only items having one come back
-        assert header[2:-1] == [s for s in ("text", "image", "audio", "video") if s in streams.split(",")]
-    if expected is not None:
-        assert names == expected, result.stdout
-    else:
-        assert names == {"clip.mp4", "tone.wav", "tone.flac", "notes.txt"}, result.stdout
+    assert {Path(row[-1]).name for row in rows} == expected, result.stdout
     assert [row[0] for row in rows] == [str(i) for i in range(1, len(rows) + 1)]
+    scores = [float(row[1]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    args = SEARCHES[name]
+    chosen = args[args.index("--streams") + 1].split(",") if "--streams" in args else None
+    header = result.stdout.splitlines()[0].split()
+    if chosen:  # one score column per chosen stream, none for the others
+        assert header[2:-1] == [s for s in ("text", "image", "audio", "video") if s in chosen]
 
 
-def test_unknown_collection_and_store(corpus: Path, indexed: subprocess.CompletedProcess[str]) -> None:
+def test_unknown_collection_store_or_server(corpus: Path, indexed: subprocess.CompletedProcess[str]) -> None:
     result = run("search", "anything", "-c", "nope", "--store", corpus / "store")
     assert result.returncode == 3, explain(result)
     assert f"no collection 'nope' in the store at {corpus / 'store'}; it has: {COLLECTION}" in result.stderr
@@ -191,13 +230,13 @@ def test_unknown_collection_and_store(corpus: Path, indexed: subprocess.Complete
     assert result.returncode == 3, explain(result)
     assert "no store at" in result.stderr
     assert not (corpus / "never_made").exists()  # a lookup must not create an empty store
+    result = run("info", "-c", COLLECTION, "--url", "http://127.0.0.1:9")  # nothing listens there
+    assert result.returncode == 7, explain(result)
+    assert "cannot open the store at http://127.0.0.1:9" in result.stderr
 
 
-def test_other_model_is_refused(corpus: Path, indexed: subprocess.CompletedProcess[str]) -> None:
-    from omni_rag.testing import build_tiny_checkpoint
-
-    other = build_tiny_checkpoint(corpus / "tiny-other", seed=1)  # other weights, other name
-    result = search(corpus, other, "honeybees")
+def test_other_model_is_refused(searches: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    result = searches["other-model"]
     assert result.returncode == 4, explain(result)
     assert f"collection '{COLLECTION}' was indexed with" in result.stderr
     assert "tiny-other" in result.stderr and "Traceback" not in result.stderr

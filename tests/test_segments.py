@@ -35,7 +35,7 @@ def make_minutes_video(
     path: str | Path,
     minutes: int = MINUTES,
     *,
-    fps: float = 0.5,
+    fps: float = 0.25,
     size: tuple[int, int] = (64, 48),
     sample_rate: int = 16000,
 ) -> Path:
@@ -262,8 +262,8 @@ def test_grouped_search_finds_the_video_once_with_the_right_segment_first(
     assert len(hits) == 5 and hits[0].payload["segment_index"] == segment
     assert (hits[0].payload["start_s"], hits[0].payload["end_s"]) == (start, end)
     assert hits[0].stream_scores["video"] > 0.999
-    assert hits[0].score - hits[1].score > 0.05  # a real margin, not a tie broken by order
-    assert max(h.stream_scores["video"] for h in hits[1:]) < 0.95
+    assert hits[0].score - hits[1].score > 0.1  # a real margin, not a tie broken by order
+    assert max(h.stream_scores["video"] for h in hits[1:]) < 0.8
     flat = retriever.search(Content(video=long_video, start_s=start, end_s=end), k=3)
     assert flat[0].id == hits[0].id and flat[1].payload["source"] == long_video  # search is flat
 
@@ -291,11 +291,17 @@ def test_re_adding_is_a_no_op_and_a_new_plan_replaces_stale_segments(
     wave = np.cos(np.arange(16000 * 40) / 7.0).astype(np.float32)
     store = OmniStore("replan")
     other = OmniRetriever(retriever.embedder, store)
-    first = other.add([wave], ids=["w"], segment=SegmentPolicy(window_s=10, min_segment_s=5)).added
+    first = other.add(
+        [Content(audio=wave)], ids=["w"], segment=SegmentPolicy(window_s=10, min_segment_s=5)
+    ).added
     assert first == ["w#0", "w#1", "w#2", "w#3"]
-    second = other.add([wave], ids=["w"], segment=SegmentPolicy(window_s=20, min_segment_s=5)).added
+    second = other.add(
+        [Content(audio=wave)], ids=["w"], segment=SegmentPolicy(window_s=20, min_segment_s=5)
+    ).added
     assert second == ["w#0", "w#1"]  # ranges changed: re-embedded, not skipped
     assert store.get(["w#2", "w#3"]) == [None, None]  # and the old plan's extra segments are gone
     assert [p.payload["end_s"] for p in store.get(second) if p] == [20.0, 40.0]
-    assert other.add([wave], ids=["w"], segment=False).added == ["w"]  # unsegmented: the plain id
+    assert other.add([Content(audio=wave)], ids=["w"], segment=False).added == [
+        "w"
+    ]  # unsegmented: the plain id
     store.close()

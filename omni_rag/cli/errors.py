@@ -11,35 +11,27 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit status of ``omni-rag``; documented in ``omni-rag --help``."""
+    """Process exit status of ``omni-rag``; what each means is listed in :data:`EXIT_CODE_HELP`."""
 
     OK = 0
-    """Everything asked for was done."""
     PARTIAL = 1
-    """``index``: some files failed (listed at the end); the others were indexed."""
-    USAGE = 2
-    """Bad arguments (argparse's own code), or an unreadable query file."""
+    USAGE = 2  # also argparse's own code for bad arguments
     NO_COLLECTION = 3
-    """The collection (or the store folder) does not exist."""
     MODEL_MISMATCH = 4
-    """The collection was indexed with another model or vector size."""
     STORE_BUSY = 5
-    """The embedded store folder is held by another process."""
     MODEL_LOAD = 6
-    """The model could not be loaded (hub unreachable, bad path, remote code refused)."""
     STORE_ERROR = 7
-    """The Qdrant server could not be reached or answered with an error."""
 
 
 _MEANINGS = {
     ExitCode.OK: "success",
-    ExitCode.PARTIAL: "index: some files failed (listed); the rest were indexed",
-    ExitCode.USAGE: "bad arguments or unreadable query file",
-    ExitCode.NO_COLLECTION: "unknown collection or store",
-    ExitCode.MODEL_MISMATCH: "collection indexed with another model",
-    ExitCode.STORE_BUSY: "store folder in use by another process",
-    ExitCode.MODEL_LOAD: "model could not be loaded (hub unreachable, bad path)",
-    ExitCode.STORE_ERROR: "Qdrant server unreachable or failing",
+    ExitCode.PARTIAL: "index: some files failed (listed at the end); the rest were indexed",
+    ExitCode.USAGE: "bad arguments, or a query file that is missing or unreadable",
+    ExitCode.NO_COLLECTION: "unknown collection, or no store at that path",
+    ExitCode.MODEL_MISMATCH: "the collection was indexed with another model (or vector size)",
+    ExitCode.STORE_BUSY: "the store folder is in use by another process",
+    ExitCode.MODEL_LOAD: "the model could not be loaded (hub unreachable and no local copy, bad path)",
+    ExitCode.STORE_ERROR: "the Qdrant server is unreachable or failing",
 }
 
 #: The exit-code table shown at the end of ``omni-rag --help``.

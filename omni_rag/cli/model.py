@@ -52,7 +52,7 @@ def hub_offline() -> bool:
     return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
 
 
-def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
+def hub_problem(timeout: float = HUB_TIMEOUT_S) -> str | None:
     """Open a TCP connection to the hub within ``timeout`` seconds.
 
     Runs in a daemon thread because a stuck DNS lookup ignores socket timeouts.
@@ -93,7 +93,7 @@ def prepare_hub() -> str | None:
         return None
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(HUB_TIMEOUT_S)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(HUB_TIMEOUT_S)))
-    problem = hub_reachable()
+    problem = hub_problem()
     if problem is not None:
         os.environ["HF_HUB_OFFLINE"] = "1"
         constants = sys.modules.get("huggingface_hub.constants")

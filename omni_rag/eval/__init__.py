@@ -1,7 +1,8 @@
 """Retrieval evaluation, BEIR-style: data loaders, pytrec_eval-identical metrics, ablation reports.
 
-Model-free on purpose: everything here runs on a laptop without torch, so metrics can be tested and
-results compared without a GPU. The embedding side lives in the CLI that produces the runs.
+Torch-free on purpose: everything here imports on a laptop without torch, so metrics can be tested and
+results compared without a GPU. :func:`run_evaluation` takes an already loaded embedder, embeds the
+corpus once and scores every configuration on it; ``omni-rag eval`` is its command line.
 """
 
 from omni_rag.eval.data import (
@@ -26,18 +27,30 @@ from omni_rag.eval.report import (
     load_results,
     results_json,
 )
+from omni_rag.eval.runner import (
+    ABLATION,
+    Configuration,
+    EmbeddingError,
+    Evaluation,
+    run_evaluation,
+    single_configuration,
+)
 
 __all__ = [
+    "ABLATION",
     "ABLATION_CONFIGS",
     "PAPER_NDCG10",
+    "Configuration",
     "CorpusItem",
     "DataProblem",
+    "EmbeddingError",
     "EvalDataError",
     "EvalDataWarning",
     "EvalDataset",
     "EvalError",
     "EvalItem",
     "EvalResult",
+    "Evaluation",
     "QueryItem",
     "ResultsFile",
     "ablation_chart",
@@ -51,5 +64,7 @@ __all__ = [
     "load_results",
     "metric_keys",
     "results_json",
+    "run_evaluation",
+    "single_configuration",
     "trec_order",
 ]
