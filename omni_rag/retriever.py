@@ -231,8 +231,10 @@ class OmniRetriever:
         chunks: list[list[tuple[int, Content, str, float | None, tuple[str, int] | None]]] = []
         seconds_in_chunk = 0.0
         for row in rows:
-            timed = row[1].audio is not None or row[1].video is not None
-            weight = 0.0 if not timed else row[3] if row[3] is not None else budget if policy else 0.0
+            weight = 0.0  # text and images: bounded by ADD_CHUNK alone
+            if row[1].audio is not None or row[1].video is not None:
+                # unknown length: alone when segmenting (it may be long); as before when not
+                weight = row[3] if row[3] is not None else (budget if policy is not None else 0.0)
             if not chunks or len(chunks[-1]) >= ADD_CHUNK or seconds_in_chunk + weight > budget:
                 chunks.append([])
                 seconds_in_chunk = 0.0

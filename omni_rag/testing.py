@@ -30,7 +30,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -438,12 +438,7 @@ def build_tiny_checkpoint(
     import torch
     from transformers import Qwen2_5OmniThinkerModel
 
-    target = Path(path)
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
+    target = prepare_folder(path, overwrite=overwrite)
 
     tokenizer = _build_tokenizer()
     processor = _build_processor(tokenizer)
@@ -500,9 +495,6 @@ def _default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"omni_rag_tiny_v{_BUILDER_VERSION}_tf{transformers.__version__}"
 
 
-_MEMO: dict[tuple[str, Path], Path] = {}
-
-
 def tiny_checkpoint(kind: TinyKind = "native", cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return a cached tiny checkpoint folder, building it at most once per cache directory.
 
@@ -520,21 +512,46 @@ def tiny_checkpoint(kind: TinyKind = "native", cache_dir: str | os.PathLike[str]
     Raises:
         ValueError: Unknown ``kind``.
     """
-    from filelock import FileLock
-
     if kind not in ("native", "custom"):
         raise ValueError(f"kind must be 'native' or 'custom', got {kind!r}")
     root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    key = (kind, root.resolve())
-    if key in _MEMO and (_MEMO[key] / "config.json").is_file():
+    return cached_build(
+        root, f"tiny-{kind}", lambda folder: build_tiny_checkpoint(folder, custom_code=kind == "custom")
+    )
+
+
+def prepare_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """An empty folder to build into; a non-empty one only with ``overwrite``, so a typo never wipes data."""
+    target = Path(path)
+    if target.exists() and any(target.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
+        shutil.rmtree(target)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+_MEMO: dict[Path, Path] = {}
+
+
+def cached_build(root: Path, name: str, build: Callable[[Path], object]) -> Path:
+    """Build ``root/name`` at most once per cache folder, safely across processes.
+
+    The build runs under a file lock into a scratch folder that is atomically renamed into
+    place, so readers (pytest-xdist workers, parallel CI jobs) never see a half-written folder.
+    """
+    from filelock import FileLock
+
+    final = root / name
+    key = final.resolve()
+    if key in _MEMO and (final / "config.json").is_file():
         return _MEMO[key]
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"tiny-{kind}"
-    with FileLock(str(root / f"tiny-{kind}.lock")):
+    with FileLock(str(root / f"{name}.lock")):
         if not (final / "config.json").is_file():
-            scratch = root / f".tiny-{kind}-{uuid.uuid4().hex}"
+            scratch = root / f".{name}-{uuid.uuid4().hex}"
             try:
-                build_tiny_checkpoint(scratch, custom_code=kind == "custom")
+                build(scratch)
                 if final.exists():
                     shutil.rmtree(final)
                 os.replace(scratch, final)

@@ -19,12 +19,10 @@ tiles an image becomes. It loads only through ``AutoModel.from_pretrained(path, 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
-from omni_rag.testing import _quiet_progress_bars
+from omni_rag.testing import _quiet_progress_bars, cached_build, prepare_folder
 
 __all__ = [
     "NEMOTRON_VL_ARCHITECTURE",
@@ -275,12 +273,7 @@ def build_tiny_nemotron_vl_checkpoint(
     import torch
     from transformers import AutoConfig, AutoModel
 
-    target = Path(path)
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{target} is not empty; pass overwrite=True to replace it")
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
+    target = prepare_folder(path, overwrite=overwrite)
 
     # Stage the code in a sibling folder and instantiate it through the same dynamic-module path a
     # loader uses, so what gets saved is exactly what ``AutoModel`` will import.
@@ -338,9 +331,6 @@ def _default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"omni_rag_tiny_v{_BUILDER_VERSION}_tf{transformers.__version__}"
 
 
-_MEMO: dict[Path, Path] = {}
-
-
 def tiny_nemotron_vl_checkpoint(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """A cached tiny checkpoint folder (seed 0), built at most once per cache directory.
 
@@ -351,25 +341,5 @@ def tiny_nemotron_vl_checkpoint(cache_dir: str | os.PathLike[str] | None = None)
         cache_dir: Parent folder; defaults to ``$OMNI_RAG_TINY_CACHE`` or a temp folder keyed by the
             builder and transformers versions.
     """
-    from filelock import FileLock
-
     root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    key = root.resolve()
-    if key in _MEMO and (_MEMO[key] / "config.json").is_file():
-        return _MEMO[key]
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"tiny-nemotron-vl-v{_BUILDER_VERSION}"
-    final = root / name
-    with FileLock(str(root / f"{name}.lock")):
-        if not (final / "config.json").is_file():
-            scratch = root / f".{name}-{uuid.uuid4().hex}"
-            try:
-                build_tiny_nemotron_vl_checkpoint(scratch)
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(scratch, final)
-            finally:
-                if scratch.exists():
-                    shutil.rmtree(scratch, ignore_errors=True)
-    _MEMO[key] = final
-    return final
+    return cached_build(root, f"tiny-nemotron-vl-v{_BUILDER_VERSION}", build_tiny_nemotron_vl_checkpoint)

@@ -29,6 +29,7 @@ from omni_rag.cli.eval import add_parser, parse_ks, run_eval
 from omni_rag.eval import (
     ABLATION,
     ABLATION_CONFIGS,
+    EmbeddingError,
     EvalDataset,
     EvalError,
     Evaluation,
@@ -39,7 +40,7 @@ from omni_rag.eval import (
     single_configuration,
 )
 from omni_rag.eval.report import AUDIO_ONLY, AV_JOINT, AV_SEPARATE, DBSF, RRF, TEXT, VIDEO_ONLY
-from tests.media_fixtures import make_audio, make_video
+from tests.media_fixtures import make_audio, make_corrupt, make_video
 
 TEXTS = (
     "honeybees carry pollen between flowers",
@@ -143,9 +144,9 @@ def _vectors(
     dataset: EvalDataset, records: dict[str, Recorded]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Per-stream, joint and query vectors as the embedder returned them, keyed by id."""
-    streams = [entry for out in records["embed_document_streams"].outputs for entry in out]
-    joint = np.concatenate(records["embed_documents"].outputs)
-    queries = np.concatenate(records["embed_queries"].outputs)
+    streams = [entry for out in records["embed_document_streams"].outputs for entry in out.embeddings]
+    joint = [vector for out in records["embed_documents"].outputs for vector in out.embeddings]
+    queries = [vector for out in records["embed_queries"].outputs for vector in out.embeddings]
     return (
         dict(zip([d.id for d in dataset.corpus], streams, strict=True)),
         dict(zip(VIDEOS, joint, strict=True)),
@@ -390,3 +391,62 @@ def test_cli_rejects_bad_input_before_loading_the_model(data_dir: Path, tmp_path
     with pytest.raises(CliError, match="cannot read results"):
         _eval("--compare", tmp_path / "qrels.tsv", tmp_path / "qrels.tsv")
     assert parse_ks("10,5,10") == (5, 10)
+
+
+@pytest.fixture(scope="module")
+def broken_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two text documents and a video nothing decodes; a text query and a query with that video."""
+    root = tmp_path_factory.mktemp("broken")
+    make_corrupt(root / "bad.mp4")
+    _write_jsonl(
+        root / "corpus.jsonl",
+        [
+            {"_id": "t0", "text": TEXTS[0]},
+            {"_id": "t1", "text": TEXTS[1]},
+            {"_id": "bad", "video": "bad.mp4"},
+        ],
+    )
+    _write_jsonl(
+        root / "queries.jsonl", [{"_id": "q0", "text": TEXTS[0]}, {"_id": "qbad", "video": "bad.mp4"}]
+    )
+    (root / "qrels.tsv").write_text("q0\tt0\t1\nqbad\tbad\t1\n", encoding="utf-8")
+    return root
+
+
+def test_unreadable_items_stop_the_run_or_are_left_out_and_counted(embedder: Any, broken_dir: Path) -> None:
+    data = load_dataset(broken_dir / "corpus.jsonl", broken_dir / "queries.jsonl", broken_dir / "qrels.tsv")
+    with pytest.raises(EmbeddingError, match="document bad: video") as error:
+        run_evaluation(embedder, data, configs=[TEXT, VIDEO_ONLY], ks=(1,), k_retrieve=5)
+    assert len(error.value.failures) == 1
+    evaluation = run_evaluation(
+        embedder, data, configs=[TEXT, VIDEO_ONLY], ks=(1,), k_retrieve=5, errors="skip"
+    )
+    assert [f.split(":")[0] for f in evaluation.failures] == ["document bad", "query qbad"]
+    assert evaluation.skipped == {VIDEO_ONLY: "no corpus item has a video stream"}
+    # the query that could not be embedded counts as a miss, not as absent
+    assert evaluation[TEXT].per_query == {
+        "q0": evaluation[TEXT].per_query["q0"],
+        "qbad": dict.fromkeys(evaluation[TEXT].means, 0.0),
+    }
+    assert evaluation[TEXT]["MRR@1"] == 0.5 and evaluation[TEXT].missing_queries == ("qbad",)
+
+
+def test_cli_skip_errors_exits_1_and_names_the_items(broken_dir: Path, native_checkpoint: Path) -> None:
+    args: list[str | Path] = [
+        *_data_args(broken_dir),
+        "--streams",
+        "text",
+        "--k",
+        "1",
+        "--model",
+        native_checkpoint,
+    ]
+    with pytest.raises(CliError, match="query qbad: video") as error:
+        _eval(*args, "--device", "cpu", "--quiet")
+    assert "--skip-errors" in error.value.message
+    code, stdout, stderr = _eval(*args, "--device", "cpu", "--quiet", "--skip-errors")
+    assert code == ExitCode.PARTIAL
+    assert (
+        "not embedded: query qbad" in stderr and "document bad" not in stderr
+    )  # a text run never opens the video
+    assert stdout.splitlines()[2] == f"| {TEXT} | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 2 |"

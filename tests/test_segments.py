@@ -53,7 +53,8 @@ def make_minutes_video(
         assert isinstance(video, av.VideoStream)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
-        video.options = {"preset": "ultrafast", "crf": "23", "keyint": "10"}
+        video.codec_context.gop_size = 10
+        video.options = {"preset": "ultrafast", "crf": "23"}
         audio = container.add_stream("flac", rate=sample_rate)
         assert isinstance(audio, av.AudioStream)
         audio.codec_context.layout = "mono"

@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from omni_rag.content import Content
-from omni_rag.errors import ItemFailure
+from omni_rag.errors import ItemFailure, OmniInputError
 
 Kind = Literal["query", "document"]
 ErrorPolicy = Literal["raise", "skip"]
@@ -55,6 +55,23 @@ class EmbeddingBackend(Protocol):
     def embed_prepared(self, items: Sequence[PreparedItem], *, kind: Kind) -> np.ndarray:
         """Run the model on a batch; returns float32 ``(len(items), dim)`` L2-normalised rows."""
         ...
+
+
+def require_modalities(backend: EmbeddingBackend, item: Content, *, kind: Kind, index: int) -> None:
+    """Refuse what a backend cannot embed, naming what it can: never a silent fallback.
+
+    Raises:
+        OmniInputError: naming the item, the unsupported field and the supported modalities.
+    """
+    allowed = backend.query_modalities if kind == "query" else backend.document_modalities
+    for name in item.modalities:
+        if name not in allowed:
+            supported = ", ".join(sorted(allowed))
+            raise OmniInputError(
+                f"{backend.model_id} does not embed {name} {kind}s (supported: {supported})",
+                index=index,
+                field=name,
+            )
 
 
 def split_streams(item: Content) -> dict[str, Content]:

@@ -17,6 +17,7 @@ from omni_rag.embedder.base import (
     ErrorPolicy,
     Kind,
     PreparedItem,
+    require_modalities,
     split_streams,
 )
 from omni_rag.embedder.batching import length_sorted_batches
@@ -223,17 +224,6 @@ class OmniEmbedder:
                 failures.append(ItemFailure.from_error(error))
         return contents, failures
 
-    def _check_modalities(self, content: Content, kind: Kind, index: int) -> None:
-        allowed = self.backend.query_modalities if kind == "query" else self.backend.document_modalities
-        for name in content.modalities:
-            if name not in allowed:
-                supported = ", ".join(sorted(allowed))
-                raise OmniInputError(
-                    f"{self.model_id} does not embed {name} {kind}s (supported: {supported})",
-                    index=index,
-                    field=name,
-                )
-
     def _run(
         self,
         contents: Sequence[Content],
@@ -256,7 +246,7 @@ class OmniEmbedder:
                 if any(f.index == index for f in failures):
                     continue
                 try:
-                    self._check_modalities(content, kind, index)
+                    require_modalities(self.backend, content, kind=kind, index=index)
                     prepared.append((position, self.backend.prepare(content, kind=kind, index=index)))
                 except OmniInputError as error:
                     if errors == "raise":

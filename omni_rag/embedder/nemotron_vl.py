@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from omni_rag.content import Content
-from omni_rag.embedder.base import Kind, PreparedItem
+from omni_rag.embedder.base import Kind, PreparedItem, require_modalities
 from omni_rag.embedder.loading import LoadOptions
 from omni_rag.errors import MediaError, OmniInputError
 
@@ -168,15 +168,7 @@ class NemotronVLBackend:
         Raises:
             OmniInputError: audio or video, an image query, or an unreadable image.
         """
-        allowed = self.query_modalities if kind == "query" else self.document_modalities
-        for name in item.modalities:
-            if name not in allowed:
-                supported = ", ".join(sorted(allowed))
-                raise OmniInputError(
-                    f"{self.model_id} does not embed {name} {kind}s (supported: {supported})",
-                    index=index,
-                    field=name,
-                )
+        require_modalities(self, item, kind=kind, index=index)
         image = None
         if item.image is not None:
             from omni_rag import media
