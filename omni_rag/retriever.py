@@ -36,14 +36,18 @@ class AddResult:
     """What :meth:`OmniRetriever.add` did, item by item.
 
     Attributes:
-        added: Ids embedded and written.
-        unchanged: Ids already in the store, skipped without embedding.
+        added: Point ids embedded and written (``<item id>#<k>`` for segments).
+        unchanged: Point ids already in the store, skipped without embedding.
         failures: Items that could not be embedded (``errors="skip"``), with reasons.
+        added_items: Input indices of items that had at least one point written.
+        unchanged_items: Input indices of items whose points were all already stored.
     """
 
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+    added_items: list[int] = field(default_factory=list)
+    unchanged_items: list[int] = field(default_factory=list)
 
 
 def content_id(item: Content) -> str:
@@ -190,6 +194,7 @@ class OmniRetriever:
         result = AddResult()
         # (item index, content to embed, point id, seconds of media or None, (item id, segments) or None)
         rows: list[tuple[int, Content, str, float | None, tuple[str, int] | None]] = []
+        planned: set[int] = set()
         for index, item in enumerate(items):
             try:
                 content = as_content(item, index)
@@ -200,6 +205,7 @@ class OmniRetriever:
                     raise
                 result.failures.append(ItemFailure.from_error(error))
                 continue
+            planned.add(index)
             if not plan.segmented:
                 rows.append((index, content, item_id, plan.duration_s, None))
                 continue
@@ -267,6 +273,10 @@ class OmniRetriever:
                 self.store.delete(stale)
                 k += 64
         result.failures.sort(key=lambda f: f.index)
+        failed = {f.index for f in result.failures}
+        written = set(result.added)
+        result.added_items = sorted({row[0] for row in rows if row[2] in written} - failed)
+        result.unchanged_items = sorted(planned - failed - {row[0] for row in rows})
         return result
 
     @staticmethod

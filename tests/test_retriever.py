@@ -99,3 +99,10 @@ def test_vectors_match_the_embedder(retriever: OmniRetriever, media_dir: Path) -
     expected = retriever.embedder.embed_document_streams([Content(text="caption", video=clip)])[0]
     for stream, vector in expected.items():
         np.testing.assert_allclose(stored.vectors[stream], vector, atol=1e-5)
+
+
+def test_add_result_reports_items(retriever: OmniRetriever) -> None:
+    first = retriever.add(["a", "", "b"], errors="skip")
+    assert (first.added_items, first.unchanged_items) == ([0, 2], [])
+    second = retriever.add(["a", "c"], errors="skip")
+    assert (second.added_items, second.unchanged_items) == ([1], [0])
