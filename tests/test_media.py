@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,6 +25,7 @@ from torchvision.transforms import functional as tvf
 from omni_rag.errors import MediaError
 from omni_rag.media import (
     SAMPLE_RATE,
+    DecodedVideo,
     fetch_url,
     iter_audio_windows,
     load_audio,
@@ -31,6 +33,7 @@ from omni_rag.media import (
     load_video,
     probe,
 )
+from omni_rag.media import video as video_module
 from tests.media_fixtures import (
     make_audio,
     make_audio_with_cover,
@@ -505,3 +508,148 @@ def test_probe_detects_kind_from_content(tmp_path: Path) -> None:
     assert probe(tmp_path / "empty").kind == "unknown"
     with pytest.raises(MediaError, match="file not found"):
         probe(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------- video: windowed demux
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("long_videos")
+    specs = {
+        "mp4-gop10": ("v10.mp4", 45.0, 10),
+        "mp4-gop250": ("v250.mp4", 60.0, 250),
+        "mkv": ("v.mkv", 45.0, 25),
+        "webm": ("v.webm", 45.0, None),  # libvpx default: a keyframe every 12.8 s here
+    }
+    return {
+        key: make_video(root / name, seconds=sec, fps=10, size=(64, 48), audio=True, gop=gop, seed=3)
+        for key, (name, sec, gop) in specs.items()
+    }
+
+
+def _packets(path: Path) -> tuple[Fraction, list[int], list[int]]:
+    """Time base, every video pts and the keyframe pts (sorted), by a plain whole-file demux."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+        assert stream.time_base is not None
+        tb = stream.time_base
+    return tb, sorted(p for p, _ in packets), sorted(p for p, key in packets if key)
+
+
+def _load_both(path: Path, options: dict, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    windowed = load_video(path, options=options)
+    with monkeypatch.context() as m:
+        m.setattr(video_module, "_WINDOWED_DEMUX", False)
+        full = load_video(path, options=options)
+    return windowed, full
+
+
+def _assert_same(windowed: DecodedVideo, full: DecodedVideo) -> None:
+    assert torch.equal(windowed.frames, full.frames)
+    assert windowed.total_frames == full.total_frames
+    assert windowed.sample_fps == full.sample_fps
+    assert windowed.frame_indices == full.frame_indices
+    assert windowed.timestamps_s == full.timestamps_s
+    assert windowed.decoded_frames == full.decoded_frames  # same keyframes to seek to
+    assert windowed.duration_s == full.duration_s
+
+
+def _windows(path: Path) -> list[dict]:
+    tb, pts, keys = _packets(path)
+    last = float(pts[-1] * tb)
+    mid_key = keys[len(keys) // 2]
+    key_s = float(mid_key * tb)
+    assert math.floor(key_s * (1 / tb)) == mid_key  # the window really starts on the keyframe
+    before_key = pts[pts.index(mid_key) - 1]
+    return [
+        {"video_start": 0.0, "video_end": 12.0},
+        {"video_end": 7.5},
+        {"video_start": 17.33, "video_end": 31.7},
+        {"video_start": key_s, "video_end": key_s + 9.0},  # starts exactly on a keyframe
+        {"video_start": key_s + 0.05, "video_end": key_s + 6.0},  # the frame before is the keyframe
+        {"video_start": float(before_key * tb) + 0.01, "video_end": key_s + 4.0},  # spans the keyframe
+        {"video_start": last - 9.0, "video_end": last},  # ends on the last frame
+        {"video_start": last - 7.0},  # open end
+        {"video_start": last - 5.0, "video_end": last + 30.0},  # past the end
+        {"video_start": 21.0, "video_end": 29.0, "nframes": 6},
+    ]
+
+
+@pytest.mark.parametrize("key", ["mp4-gop10", "mp4-gop250", "mkv", "webm"])
+def test_windowed_demux_equals_whole_file_demux(
+    long_videos: dict[str, Path], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = long_videos[key]
+    total_packets = len(_packets(path)[1])
+    for options in _windows(path):
+        windowed, full = _load_both(path, options, monkeypatch)
+        _assert_same(windowed, full)
+        assert full.demuxed_packets == total_packets
+        assert windowed.demuxed_packets < total_packets, options
+
+
+def test_windowed_demux_matches_bruteforce_reference(long_videos: dict[str, Path]) -> None:
+    path = long_videos["mp4-gop10"]
+    for options in ({"video_start": 30.05, "video_end": 38.0}, {"video_start": 40.0}):
+        out = load_video(path, options=options)
+        ref, ref_fps = reference_video(path, options)
+        torch.testing.assert_close(out.frames, ref, atol=1e-4, rtol=0)
+        assert out.sample_fps == pytest.approx(ref_fps)
+
+
+@pytest.mark.parametrize("key", ["mp4-gop10", "mp4-gop250", "mkv", "webm"])
+def test_windowed_demux_reads_only_around_a_late_window(long_videos: dict[str, Path], key: str) -> None:
+    path = long_videos[key]
+    tb, pts, keys = _packets(path)
+    start, end = float(pts[-1] * tb) - 10.0, float(pts[-1] * tb) - 5.0
+    out = load_video(path, options={"video_start": start, "video_end": end})
+    assert out.total_frames in (50, 51)
+    # From the keyframe before the start to the end plus the reorder margin (3.2 s at 10 fps).
+    seek_key = max(k for k in keys if k < math.floor(start / tb))
+    bound = sum(1 for p in pts if seek_key <= p <= math.ceil(end / tb) + 3.3 / tb) + 8
+    assert out.demuxed_packets <= bound
+    assert out.demuxed_packets < len(pts) // 2 if key != "webm" else out.demuxed_packets < len(pts)
+
+
+def test_windowed_demux_falls_back(long_videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = long_videos["mp4-gop10"]
+    options = {"video_start": 33.3, "video_end": 40.0}
+    with monkeypatch.context() as m:
+        m.setattr(video_module, "_WINDOWED_DEMUX", False)
+        full = load_video(path, options=options)
+    total_packets = full.demuxed_packets
+
+    # No seek that lands early enough: the window is demuxed from the file's start, up to its end.
+    with monkeypatch.context() as m:
+        m.setattr(video_module, "_SEEK_TRIES", 0)
+        from_start = load_video(path, options=options)
+    _assert_same(from_start, full)
+    assert from_start.demuxed_packets < total_packets
+
+    # A seek that lands after the start is retried further back.
+    real_seek_demux = video_module._demux_from
+    calls: list[bool] = []
+
+    def late_first(*args: object, **kwargs: object) -> object:
+        calls.append(True)
+        if len(calls) == 1:
+            return (10**9, set(), set())
+        return real_seek_demux(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(video_module, "_demux_from", late_first)
+        retried = load_video(path, options=options)
+    assert len(calls) == 2
+    _assert_same(retried, full)
+
+    # The container cannot seek/read there: the whole file is demuxed as before.
+    def broken(*args: object, **kwargs: object) -> object:
+        raise av.FFmpegError(38, "Function not implemented")
+
+    with monkeypatch.context() as m:
+        m.setattr(video_module, "_demux_from", broken)
+        fallback = load_video(path, options=options)
+    _assert_same(fallback, full)
+    assert fallback.demuxed_packets == total_packets

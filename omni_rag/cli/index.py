@@ -20,7 +20,7 @@ from omni_rag.cli.errors import CliError, ExitCode
 from omni_rag.cli.files import FileItem, FileProblem, FileScan, scan_paths
 from omni_rag.cli.model import load_embedder
 from omni_rag.cli.render import render_index_report
-from omni_rag.retriever import ModelMismatchError, OmniRetriever, content_id
+from omni_rag.retriever import ModelMismatchError, OmniRetriever
 from omni_rag.store import StoreError
 
 
@@ -90,14 +90,10 @@ def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: Inde
             FileProblem(str(item.path), f"{type(error).__name__}: {error}") for item in batch
         )
         return
-    failed = {f.index for f in result.failures}
     for f in result.failures:
         report.failures.append(FileProblem(str(batch[f.index].path), f"{f.field}: {f.reason}"))
-    unchanged = set(result.unchanged)  # add() reports ids; its default ids are content_id()
-    for i, item in enumerate(batch):
-        if i not in failed:
-            target = report.unchanged if content_id(item.content) in unchanged else report.added
-            target.append(str(item.path))
+    report.added.extend(str(batch[i].path) for i in result.added_items)
+    report.unchanged.extend(str(batch[i].path) for i in result.unchanged_items)
 
 
 def run_index(args: argparse.Namespace) -> int:

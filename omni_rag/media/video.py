@@ -7,11 +7,17 @@ timestamps fall in ``[video_start, video_end]``, torchvision's rules for that wi
 only the sampled frames are decoded: timestamps come from demuxing (no decoding), and the
 decoder seeks to the keyframe before each sample when one lies ahead. The resize is not
 reimplemented: the decoded frames are handed to qwen's ``fetch_video`` itself.
+
+With ``video_start``/``video_end`` only the packets around the window are demuxed (seek to a
+keyframe before the start, stop once timestamps are safely past the end), so indexing a long
+video window by window does not re-read the whole file per window; the timeline that results
+is, over the window, the one a whole-file demux gives (see :func:`_demux_window`).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
 import threading
@@ -70,6 +76,7 @@ class DecodedVideo:
         timestamps_s: Presentation time of each sampled frame (``None`` for arrays).
         duration_s: Source duration when the container knows it.
         decoded_frames: Frames the decoder produced to get the samples (cost diagnostic; 0 for arrays).
+        demuxed_packets: Video packets read to build the timeline (cost diagnostic; 0 for arrays).
     """
 
     frames: torch.Tensor
@@ -80,6 +87,7 @@ class DecodedVideo:
     timestamps_s: tuple[float, ...] | None = None
     duration_s: float | None = None
     decoded_frames: int = 0
+    demuxed_packets: int = 0
 
 
 # --------------------------------------------------------------------------- hooking fetch_video
@@ -206,7 +214,26 @@ def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
     raise MediaError("no video track")
 
 
-def _demux_timeline(container: av.container.InputContainer, stream: av.VideoStream) -> _Timeline | None:
+@dataclass
+class _DemuxStats:
+    packets: int = 0
+
+
+#: Windowed demuxing (False: always demux the whole file, the reference path tests compare to).
+_WINDOWED_DEMUX = True
+#: Past ``video_end``, how far (seconds, and at least this many frame durations) decode
+#: timestamps must go before demuxing stops: covers B-frame reordering and guessed dts.
+_REORDER_MARGIN_S = 2.0
+_REORDER_MARGIN_FRAMES = 32
+#: Packets still read after a keyframe past ``video_end`` (+margin) when dts cannot tell.
+_REORDER_PACKETS = 32
+#: Seeks tried (each further back) before demuxing the window from the file's start.
+_SEEK_TRIES = 6
+
+
+def _demux_timeline(
+    container: av.container.InputContainer, stream: av.VideoStream, stats: _DemuxStats
+) -> _Timeline | None:
     """Timestamps from packets alone, or None when packets lack them and decoding must tell.
 
     ``stream.frames`` is not used: it is 0 for Matroska/WebM, counts the whole file rather
@@ -218,12 +245,154 @@ def _demux_timeline(container: av.container.InputContainer, stream: av.VideoStre
     for packet in container.demux(stream):
         if packet.size == 0:  # end-of-stream flush packet
             continue
+        stats.packets += 1
         if packet.pts is None:
             return None
         pts.add(packet.pts)
         if packet.is_keyframe:
             keyframes.add(packet.pts)
     return _Timeline(sorted(pts), sorted(keyframes))
+
+
+def _window_offsets(opts: Mapping[str, Any], time_base: Fraction) -> tuple[int, float]:
+    """``[video_start, video_end]`` in stream ticks, rounded outward as torchvision does."""
+    start = opts.get("video_start") or 0.0
+    end = opts.get("video_end")
+    start_offset = math.floor(start * (1 / time_base))
+    end_offset = math.inf if end is None else math.ceil(end * (1 / time_base))
+    return start_offset, end_offset
+
+
+def _demux_from(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    *,
+    seeked: bool,
+    key_before: float,
+    stop_after: float,
+    stats: _DemuxStats,
+) -> tuple[int | None, set[int], set[int]] | None:
+    """Demux from the current position until timestamps are safely past ``stop_after`` (ticks).
+
+    Returns the pts of the first keyframe read (None if none), every pts and the keyframe pts
+    read, or None when a packet has no pts. After a seek, packets before the first keyframe
+    are dropped: they precede it in decode order, hence (a keyframe, an IDR/IRAP picture,
+    follows everything decoded before it in output order) in time. So from the first keyframe
+    on every pts at or after it is read, plus maybe a few earlier leading pictures (open GOP)
+    that callers must ignore. If that keyframe is not before ``key_before`` reading stops there.
+
+    Demuxing stops at the first packet whose dts is past ``stop_after`` (dts never decreases
+    and pts >= dts, so no later packet can be inside; ``stop_after`` carries a reorder margin
+    for guessed dts), or, where dts is missing, ``_REORDER_PACKETS`` packets after a keyframe
+    past ``stop_after`` (a keyframe's leading pictures follow it closely in decode order).
+    """
+    first_key: int | None = None
+    pts: set[int] = set()
+    keyframes: set[int] = set()
+    tail: int | None = None
+    for packet in container.demux(stream):
+        if packet.size == 0:  # end-of-stream flush packet
+            continue
+        stats.packets += 1
+        p = packet.pts
+        if p is None:
+            return None
+        if packet.is_keyframe and first_key is None:
+            first_key = p
+            if seeked and p >= key_before:
+                break
+        if first_key is None and seeked:
+            continue
+        pts.add(p)
+        if packet.is_keyframe:
+            keyframes.add(p)
+            if tail is None and p > stop_after:
+                tail = 0
+        if packet.dts is not None and packet.dts > stop_after:
+            break
+        if tail is not None:
+            tail += 1
+            if tail > _REORDER_PACKETS:
+                break
+    return first_key, pts, keyframes
+
+
+def _demux_window(
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    opts: Mapping[str, Any],
+    video_fps: float,
+    stats: _DemuxStats,
+) -> _Timeline | None:
+    """The timeline around the ``video_start``/``video_end`` window, or None to demux the whole file.
+
+    Over what :func:`_window` and :func:`_decode_sampled` look at it equals the whole-file
+    timeline: every pts from the keyframe ``K`` the seek lands on to past the window's end
+    (see :func:`_demux_from`), with ``K`` strictly before ``video_start`` so that the last frame
+    before the start (torchvision keeps it) is in, and the keyframes from ``K`` on (every sample
+    is at or after ``K``, so its last keyframe is among them); earlier pts are dropped. When
+    the seek lands at or after the start (dts-indexed seeking, sparse cues) it is retried
+    further back, and at last the window is demuxed from the file's start with no seek.
+    """
+    time_base = stream.time_base
+    assert time_base is not None
+    start_offset, end_offset = _window_offsets(opts, time_base)
+    margin = math.ceil(max(_REORDER_MARGIN_S, _REORDER_MARGIN_FRAMES / video_fps) / time_base)
+    stop_after = end_offset + margin
+    origin = stream.start_time if stream.start_time is not None else 0
+    target, back = start_offset - 1, margin
+    seeked = False
+    try:
+        for _ in range(_SEEK_TRIES):
+            if target <= origin:
+                break
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            seeked = True
+            found = _demux_from(
+                container, stream, seeked=True, key_before=start_offset, stop_after=stop_after, stats=stats
+            )
+            if found is None:
+                return None
+            key, pts, keyframes = found
+            if key is not None and key < start_offset:
+                return _Timeline(sorted(p for p in pts if p >= key), sorted(k for k in keyframes if k >= key))
+            target, back = target - back, back * 4
+        # From the file's start, nothing skipped (a fresh container if this one was moved).
+        with _open(path) if seeked else contextlib.nullcontext(container) as source:
+            found = _demux_from(
+                source,
+                _video_stream(source),
+                seeked=False,
+                key_before=start_offset,
+                stop_after=stop_after,
+                stats=stats,
+            )
+    except av.FFmpegError:  # cannot seek (or read) here: let the whole-file path decide
+        return None
+    if found is None:
+        return None
+    _, pts, keyframes = found
+    return _Timeline(sorted(pts), sorted(keyframes))
+
+
+def _file_timeline(
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    opts: Mapping[str, Any],
+    video_fps: float,
+    stats: _DemuxStats,
+) -> _Timeline | None:
+    """Timeline from packets (windowed when the options give a window), None when pts are missing."""
+    windowed = (opts.get("video_start") or 0.0) > 0 or opts.get("video_end") is not None
+    if not (_WINDOWED_DEMUX and windowed):
+        return _demux_timeline(container, stream, stats)
+    timeline = _demux_window(path, container, stream, opts, video_fps, stats)
+    if timeline is not None:
+        return timeline
+    with _open(path) as fresh:  # the windowed attempt moved the first container: start over
+        return _demux_timeline(fresh, _video_stream(fresh), stats)
 
 
 def _decode_timeline(path: Path) -> _Timeline:
@@ -253,12 +422,9 @@ def _decode(container: av.container.InputContainer, stream: av.VideoStream) -> I
 
 def _window(timeline: list[int], opts: Mapping[str, Any], time_base: Fraction) -> list[int]:
     """The pts ``torchvision.io.read_video(start_pts, end_pts, pts_unit="sec")`` would return."""
-    start = opts.get("video_start", 0.0)
-    end = opts.get("video_end")
-    start_offset = math.floor(start * (1 / time_base))
-    end_offset = math.inf if end is None else math.ceil(end * (1 / time_base))
+    start_offset, end_offset = _window_offsets(opts, time_base)
     lo = bisect.bisect_left(timeline, start_offset)
-    hi = bisect.bisect_right(timeline, end_offset) if end is not None else len(timeline)
+    hi = bisect.bisect_right(timeline, end_offset) if end_offset != math.inf else len(timeline)
     selected = timeline[lo:hi]
     # torchvision also returns the last frame before start_pts when none starts exactly there
     # (so the first returned frame covers the start time).
@@ -320,8 +486,9 @@ def _read_file(path: Path, opts: dict[str, Any]) -> tuple[ReaderResult, DecodedV
         if time_base is None:
             raise MediaError("video track has no time base")
         duration = container.duration / av.time_base if container.duration else None
+        stats = _DemuxStats()
         try:
-            timeline = _demux_timeline(container, stream)
+            timeline = _file_timeline(path, container, stream, opts, video_fps, stats)
         except av.FFmpegError as e:
             raise MediaError(f"cannot read video packets: {e}") from e
     if timeline is None:
@@ -362,6 +529,7 @@ def _read_file(path: Path, opts: dict[str, Any]) -> tuple[ReaderResult, DecodedV
         timestamps_s=tuple(float(p * time_base) for p in wanted),
         duration_s=duration,
         decoded_frames=decoded,
+        demuxed_packets=stats.packets,
     )
     return (video, metadata, sample_fps), info
 
@@ -404,4 +572,5 @@ def load_video(
         timestamps_s=info.timestamps_s,
         duration_s=info.duration_s,
         decoded_frames=info.decoded_frames,
+        demuxed_packets=info.demuxed_packets,
     )
