@@ -327,13 +327,6 @@ def test_demo_runs_end_to_end(tmp_path: Path, native_checkpoint: Path) -> None:
     print(f"demo with the tiny checkpoint: {elapsed:.1f} s")
 
 
-def test_default_model_is_the_embedders() -> None:
-    from omni_rag.cli.model import DEFAULT_MODEL
-    from omni_rag.embedder import DEFAULT_MODEL as EMBEDDER_DEFAULT
-
-    assert DEFAULT_MODEL == EMBEDDER_DEFAULT  # the CLI keeps a torch-free copy
-
-
 def test_render_formats_segments_and_scores() -> None:
     assert [format_seconds(s) for s in (0, 59.4, 750, 3723)] == ["0:00", "0:59", "12:30", "1:02:03"]
     assert format_span(750, 810) == "12:30-13:30"

@@ -24,6 +24,7 @@ _COMMANDS = {
     "index": ("omni_rag.cli.index", "run_index"),
     "search": ("omni_rag.cli.search", "run_search"),
     "info": ("omni_rag.cli.info", "run_info"),
+    "eval": ("omni_rag.cli.eval", "run_eval"),
 }
 
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_options(info)
     info.add_argument("--json", action="store_true", help="print JSON")
+    importlib.import_module("omni_rag.cli.eval").add_parser(commands)
     return parser
 
 

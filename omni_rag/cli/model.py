@@ -14,14 +14,12 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omni_rag.checkpoints import DEFAULT_MODEL
 from omni_rag.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from omni_rag.embedder import OmniEmbedder
 
-#: The official checkpoint. Same value as ``omni_rag.embedder.DEFAULT_MODEL`` (a test checks), kept
-#: here because importing that module imports torch, and the fail-fast paths must not.
-DEFAULT_MODEL = "nvidia/omni-embed-nemotron-3b"
 
 #: Environment variable naming the model when ``--model`` is not given.
 MODEL_ENV = "OMNI_RAG_MODEL"

@@ -1,8 +1,9 @@
 """Model-side code, one job per module: loading, processing, batching, pooling, the API."""
 
+from omni_rag.checkpoints import DEFAULT_MODEL, OFFICIAL_REVISIONS
 from omni_rag.embedder.base import STREAMS, EmbeddingBackend, EmbedResult, PreparedItem, split_streams
 from omni_rag.embedder.embedder import OmniEmbedder
-from omni_rag.embedder.loading import DEFAULT_MODEL, OFFICIAL_REVISIONS, ModelLoadError
+from omni_rag.embedder.loading import ModelLoadError
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -16,16 +16,10 @@ from typing import Any
 
 import torch
 
+from omni_rag.checkpoints import DEFAULT_MODEL, OFFICIAL_REVISIONS
 from omni_rag.errors import OmniError
 
-DEFAULT_MODEL = "nvidia/omni-embed-nemotron-3b"
-
-#: Official checkpoints ship their own modelling code; we only run it at a pinned
-#: revision (the ones MTEB pins), so what executes is what was reviewed.
-OFFICIAL_REVISIONS: dict[str, str] = {
-    "nvidia/omni-embed-nemotron-3b": "e0e93aaaa65d2422a8a0c1284116e71f7a0fe966",
-    "nvidia/llama-nemotron-embed-vl-1b-v2": "859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
-}
+__all__ = ["DEFAULT_MODEL", "OFFICIAL_REVISIONS", "LoadOptions", "ModelLoadError", "resolve_load_options"]
 
 
 class ModelLoadError(OmniError):
