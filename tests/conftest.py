@@ -43,7 +43,7 @@ def custom_embedder(custom_checkpoint: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few small media files shared by the embedder tests."""
-    from tests.media_fixtures import make_audio, make_image, make_video
+    from omni_rag.testing_media import make_audio, make_image, make_video
 
     root = tmp_path_factory.mktemp("media")
     make_audio(root / "tone.wav", seconds=2.0, sample_rate=16000, freq=330.0, seed=1)

@@ -1,4 +1,4 @@
-"""Synthetic media for tests, written with PyAV so no fixture files or network are needed.
+"""Synthetic media for tests (ours and users' CI), written with PyAV: no fixture files, no network.
 
 Every helper is a plain function (importable from any test module) that writes a small,
 deterministic file. Content depends on ``seed`` / ``freq`` so two calls with different
