@@ -115,12 +115,10 @@ def run_eval(args: argparse.Namespace) -> int:
     except EvalError as error:
         raise CliError(str(error), ExitCode.USAGE) from error
 
-    from omni_rag.cli.model import load_embedder
+    from omni_rag.cli.model import embedder_from_args
     from omni_rag.eval import EmbeddingError, run_evaluation
 
-    embedder = load_embedder(
-        args.model, device=args.device, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code
-    )
+    embedder = embedder_from_args(args)
     try:
         evaluation = run_evaluation(
             embedder,

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from omni_rag.cli.connect import open_store
 from omni_rag.cli.errors import CliError, ExitCode
 from omni_rag.cli.files import FileItem, FileProblem, FileScan, scan_paths
-from omni_rag.cli.model import load_embedder
+from omni_rag.cli.model import embedder_from_args
 from omni_rag.cli.render import render_index_report
 from omni_rag.retriever import ModelMismatchError, OmniRetriever
 from omni_rag.store import StoreError
@@ -100,12 +100,7 @@ def run_index(args: argparse.Namespace) -> int:
     """The ``index`` command: open the store and the model (each fails fast), scan, add, report."""
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
     try:
-        embedder = load_embedder(
-            args.model,
-            device=args.device,
-            batch_size=args.batch_size,
-            trust_remote_code=args.trust_remote_code,
-        )
+        embedder = embedder_from_args(args)
         scan = scan_paths(args.paths, exclude=args.exclude)
         retriever = OmniRetriever(embedder, store)
         try:

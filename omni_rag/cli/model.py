@@ -6,6 +6,7 @@ file before giving up, which looks like a hang to someone on an offline machine.
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
@@ -131,6 +132,13 @@ def locate_model(model: str | None) -> str:
             ExitCode.MODEL_LOAD,
         )
     return name
+
+
+def embedder_from_args(args: argparse.Namespace) -> OmniEmbedder:
+    """:func:`load_embedder` with the options every model-using command shares (``--model`` ...)."""
+    return load_embedder(
+        args.model, device=args.device, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code
+    )
 
 
 def load_embedder(

@@ -15,7 +15,7 @@ from pathlib import Path
 from omni_rag import Content
 from omni_rag.cli.connect import open_store
 from omni_rag.cli.errors import CliError, ExitCode
-from omni_rag.cli.model import load_embedder
+from omni_rag.cli.model import embedder_from_args
 from omni_rag.cli.render import hits_to_json, render_hits
 from omni_rag.errors import OmniInputError
 from omni_rag.retriever import ModelMismatchError, OmniRetriever
@@ -87,12 +87,7 @@ def run_search(args: argparse.Namespace) -> int:
     streams = parse_streams(args.streams)
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key, must_exist=True)
     try:
-        embedder = load_embedder(
-            args.model,
-            device=args.device,
-            batch_size=args.batch_size,
-            trust_remote_code=args.trust_remote_code,
-        )
+        embedder = embedder_from_args(args)
         hits = search(OmniRetriever(embedder, store), query, k=args.k, streams=streams, fusion=args.fusion)
     finally:
         store.close()
