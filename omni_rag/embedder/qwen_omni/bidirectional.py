@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerTextModel
 
 
@@ -52,5 +53,8 @@ class BidirectionalThinkerTextModel(Qwen2_5OmniThinkerTextModel):
 def make_bidirectional(text_model: Qwen2_5OmniThinkerTextModel) -> None:
     """Switch a loaded text model to bidirectional attention in place (weights untouched)."""
     text_model.__class__ = BidirectionalThinkerTextModel
+    # transformers records hidden states per class name; without this the swapped class returns
+    # ``hidden_states=None`` and the card's ``hidden_states[-1]`` fails on the loaded model.
+    _CAN_RECORD_REGISTRY[text_model] = text_model._can_record_outputs
     for layer in text_model.layers:
         layer.self_attn.is_causal = False  # type: ignore[union-attr]

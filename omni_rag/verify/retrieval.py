@@ -1,0 +1,119 @@
+"""Step 4: the demo corpus retrieved as the demo says it should be (real weights only).
+
+``examples/queries/queries.json`` lists each text and spoken query over ``examples/media``
+with the file that should rank first; the corpus is indexed into an in-memory store through
+``OmniRetriever``, exactly as ``omni-rag index`` would, and the pass count reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omni_rag.content import Content
+from omni_rag.embedder import OmniEmbedder
+from omni_rag.verify.report import StepResult
+
+#: Below this embedding size a checkpoint is a tiny test checkpoint with random weights (the real
+#: model has 2048 dims; ``omni_rag.testing`` builds 64): its rankings mean nothing. Same rule as
+#: ``examples/demo.py``.
+TINY_DIM = 256
+
+#: How each corpus file is indexed, by suffix: the streams ``omni-rag index`` would give it.
+_FIELDS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("video", "audio"),
+    ".wav": ("audio",),
+    ".mp3": ("audio",),
+    ".flac": ("audio",),
+    ".png": ("image",),
+    ".jpg": ("image",),
+    ".md": ("text",),
+}
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query of ``queries.json`` and the file that should rank first."""
+
+    label: str
+    query: Content
+    expect: str
+
+
+def load_queries(queries_dir: Path) -> list[Query]:
+    """Every text and spoken query of ``queries.json`` (the demo's single source of truth)."""
+    spec = json.loads((queries_dir / "queries.json").read_text(encoding="utf-8"))
+    queries = [Query(e["query"], Content(text=e["query"]), e["expect"]) for e in spec["text"]]
+    for entry in spec["audio"]:
+        path = queries_dir / entry["query_file"]
+        queries.append(Query(entry["query_file"], Content(audio=str(path)), entry["expect"]))
+    return queries
+
+
+def corpus_item(path: Path) -> Content:
+    """A corpus file as the item ``omni-rag index`` makes of it (an mp4 without audio is video only)."""
+    fields = _FIELDS[path.suffix]
+    if fields == ("text",):
+        return Content(text=path.read_text(encoding="utf-8"))
+    if "audio" in fields and path.suffix == ".mp4" and not has_audio(path):
+        fields = ("video",)
+    return Content(**{name: str(path) for name in fields})
+
+
+def has_audio(path: Path) -> bool:
+    import av
+
+    with av.open(str(path)) as container:
+        return bool(container.streams.audio)
+
+
+def rank_queries(embedder: OmniEmbedder, media: Path, queries: list[Query]) -> dict[str, list[str]]:
+    """Index the corpus in memory and return the ranked file names for each query label."""
+    from omni_rag.retriever import OmniRetriever
+    from omni_rag.store import OmniStore
+
+    files = sorted(p for p in media.iterdir() if p.suffix in _FIELDS)
+    store = OmniStore("omni-rag-verify", location=":memory:")
+    try:
+        retriever = OmniRetriever(embedder, store)
+        retriever.add(
+            [corpus_item(p) for p in files],
+            ids=[p.name for p in files],
+            metadata=[{"file": p.name} for p in files],
+        )
+        return {
+            q.label: [str(hit.payload.get("file")) for hit in retriever.search(q.query, k=len(files))]
+            for q in queries
+        }
+    finally:
+        store.close()
+
+
+def retrieval_step(
+    embedder: OmniEmbedder, media: Path, queries_dir: Path, *, force: bool = False
+) -> StepResult:
+    """Rank-1 pass count over the demo queries; skipped for random weights unless ``force``."""
+    step = StepResult("retrieval")
+    if embedder.dim < TINY_DIM and not force:
+        step.reason = f"skipped: not meaningful for random weights ({embedder.dim}-d test checkpoint)"
+        step.add("retrieval", "skipped", step.reason)
+        return step
+    queries = load_queries(queries_dir)
+    rankings = rank_queries(embedder, media, queries)
+    passed = 0
+    for q in queries:
+        ranked = rankings[q.label]
+        top = ranked[0] if ranked else None
+        rank = ranked.index(q.expect) + 1 if q.expect in ranked else None
+        passed += top == q.expect
+        status = "pass" if top == q.expect else "fail"
+        step.add(
+            q.label,
+            status,
+            f"expected {q.expect}, rank 1 {top} (expected at rank {rank})",
+            top=top,
+            rank=rank,
+        )
+    step.reason = f"{passed}/{len(queries)} queries rank the expected file first"
+    return step
