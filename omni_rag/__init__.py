@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from omni_rag.embedder import EmbedResult, OmniEmbedder
     from omni_rag.retriever import OmniRetriever
     from omni_rag.store import Hit, HitGroup, OmniStore
+    from omni_rag.verify import verify
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ _LAZY = {
     "Hit": "omni_rag.store",
     "HitGroup": "omni_rag.store",
     "OmniRetriever": "omni_rag.retriever",
+    "verify": "omni_rag.verify",
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "OmniInputError",
     "OmniRetriever",
     "OmniStore",
+    "verify",
 ]
 
 

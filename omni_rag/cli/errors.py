@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     STORE_BUSY = 5
     MODEL_LOAD = 6
     STORE_ERROR = 7
+    VERIFY_FAILED = 8
 
 
 _MEANINGS = {
@@ -32,6 +33,7 @@ _MEANINGS = {
     ExitCode.STORE_BUSY: "the store folder is in use by another process",
     ExitCode.MODEL_LOAD: "the model could not be loaded (hub unreachable and no local copy, bad path)",
     ExitCode.STORE_ERROR: "the Qdrant server is unreachable or failing",
+    ExitCode.VERIFY_FAILED: "verify: a check failed (listed in the report)",
 }
 
 #: The exit-code table shown at the end of ``omni-rag --help``.

@@ -12,7 +12,9 @@ model card's recipe (:mod:`.fidelity`), 4. retrieval on the demo corpus (:mod:`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+import types
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ def verify(
     dtype: str | torch.dtype | None = None,
     examples: str | os.PathLike[str] | None = None,
     embedder_kwargs: Mapping[str, Any] | None = None,
+    steps: Sequence[str] = STEPS,
 ) -> VerifyReport:
     """Run the five steps against a checkpoint; ``report.ok`` says whether all passed.
 
@@ -45,6 +48,8 @@ def verify(
         embedder_kwargs: Passed to ``OmniEmbedder.from_pretrained`` (``trust_remote_code``,
             ``prompts``, ``videos_kwargs``, ``video_options``, ``bidirectional``...): checks a
             configuration other than the default one, and is how the tests inject faults.
+        steps: Which of steps 3-5 to run (environment and loading always run); the others are
+            reported as skipped.
     """
     from omni_rag.embedder.loading import resolve_device
     from omni_rag.verify.environment import environment_step
@@ -61,12 +66,16 @@ def verify(
         report.steps += [skipped_step(s, "the model did not load") for s in STEPS[2:]]
         return report
     folder = Path(examples) if examples is not None else EXAMPLES_DIR
-    report.steps += model_steps(embedder, folder, loading.checks[0].data.get("model_type"))
+    ran = model_steps(embedder, folder, loading.checks[0].data.get("model_type"), steps)
+    absent = "not requested" if (folder / "media").is_dir() else "no example media"
+    report.steps += [ran.get(s) or skipped_step(s, absent) for s in STEPS[2:]]
     return report
 
 
-def model_steps(embedder: Any, examples: Path, model_type: str | None) -> list[StepResult]:
-    """Steps 3-5, which need the loaded model and the example media."""
+def model_steps(
+    embedder: Any, examples: Path, model_type: str | None, steps: Sequence[str]
+) -> dict[str, StepResult]:
+    """The requested steps of 3-5, which need the loaded model and the example media."""
     from omni_rag.verify.fidelity import fidelity_step
     from omni_rag.verify.retrieval import retrieval_step
     from omni_rag.verify.speed import speed_step
@@ -79,9 +88,25 @@ def model_steps(embedder: Any, examples: Path, model_type: str | None) -> list[S
             "fail",
             f"{examples} has no media/ and queries/: pass the examples folder of an omni-rag clone",
         )
-        return [missing, *(skipped_step(s, "no example media") for s in STEPS[3:])]
-    return [
-        fidelity_step(embedder, media, model_type),
-        retrieval_step(embedder, media, queries),
-        speed_step(embedder, media),
-    ]
+        return {"fidelity": missing}
+    runners: dict[str, Callable[[], StepResult]] = {
+        "fidelity": lambda: fidelity_step(embedder, media, model_type),
+        "retrieval": lambda: retrieval_step(embedder, media, queries),
+        "speed": lambda: speed_step(embedder, media),
+    }
+    return {name: run() for name, run in runners.items() if name in steps}
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``omni_rag.verify(...)`` work once this subpackage is imported.
+
+    Importing ``omni_rag.verify`` binds the package attribute ``verify`` to this module, which
+    would shadow the function of the same name that ``omni_rag`` exports; calling the module
+    calls the function.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> VerifyReport:
+        return verify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -25,7 +25,7 @@ from omni_rag.card import CARD_VIDEOS_KWARGS, card_conversation, card_embed
 from omni_rag.content import Content
 from omni_rag.embedder import OmniEmbedder
 from omni_rag.verify.card_media import card_video_reader, decode_audio_track
-from omni_rag.verify.report import StepResult
+from omni_rag.verify.report import Status, StepResult
 
 #: The prompts the model was trained with ("passage: " is in the card's Usage, "query: " in the paper).
 CARD_PROMPTS: dict[str, str] = {"query": "query: ", "document": "passage: "}
@@ -111,7 +111,7 @@ def recipe_differences(backend: Any) -> list[str]:
 
     processor = backend.processor
     found = [
-        f"prompt for {kind}s is {processor.prompts.get(kind)!r} (card: {card!r})"
+        f"{kind} prompt is {processor.prompts.get(kind)!r} (card: {card!r})"
         for kind, card in CARD_PROMPTS.items()
         if processor.prompts.get(kind) != card
     ]
@@ -173,7 +173,7 @@ def padding_check(
     distances = {c.name: one_minus_cos(v, alone[c.name]) for c, v in zip(docs, batch, strict=True)}
     worst = max(distances, key=distances.__getitem__)
     detail = f"{len(docs)} items in one batch vs alone: max 1 - cos {distances[worst]:.1e} ({worst})"
-    status = "pass" if distances[worst] <= limit else "fail"
+    status: Status = "pass" if distances[worst] <= limit else "fail"
     step.add(
         "padded batch",
         status,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omni_rag.content import Content
 from omni_rag.embedder import OmniEmbedder
-from omni_rag.verify.report import StepResult
+from omni_rag.verify.report import Status, StepResult
 
 #: Below this embedding size a checkpoint is a tiny test checkpoint with random weights (the real
 #: model has 2048 dims; ``omni_rag.testing`` builds 64): its rankings mean nothing. Same rule as
@@ -58,7 +59,8 @@ def corpus_item(path: Path) -> Content:
         return Content(text=path.read_text(encoding="utf-8"))
     if "audio" in fields and path.suffix == ".mp4" and not has_audio(path):
         fields = ("video",)
-    return Content(**{name: str(path) for name in fields})
+    fields_of: dict[str, Any] = {name: str(path) for name in fields}
+    return Content(**fields_of)
 
 
 def has_audio(path: Path) -> bool:
@@ -77,13 +79,9 @@ def rank_queries(embedder: OmniEmbedder, media: Path, queries: list[Query]) -> d
     store = OmniStore("omni-rag-verify", location=":memory:")
     try:
         retriever = OmniRetriever(embedder, store)
-        retriever.add(
-            [corpus_item(p) for p in files],
-            ids=[p.name for p in files],
-            metadata=[{"file": p.name} for p in files],
-        )
+        retriever.add([corpus_item(p) for p in files], ids=[p.name for p in files])
         return {
-            q.label: [str(hit.payload.get("file")) for hit in retriever.search(q.query, k=len(files))]
+            q.label: list(dict.fromkeys(h.id.split("#")[0] for h in retriever.search(q.query, k=len(files))))
             for q in queries
         }
     finally:
@@ -107,7 +105,7 @@ def retrieval_step(
         top = ranked[0] if ranked else None
         rank = ranked.index(q.expect) + 1 if q.expect in ranked else None
         passed += top == q.expect
-        status = "pass" if top == q.expect else "fail"
+        status: Status = "pass" if top == q.expect else "fail"
         step.add(
             q.label,
             status,

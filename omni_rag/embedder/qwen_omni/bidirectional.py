@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerTextModel
+from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
 
 
 class BidirectionalThinkerTextModel(Qwen2_5OmniThinkerTextModel):
