@@ -148,17 +148,19 @@ def test_retrieval_ranks_every_demo_query(embedder: omni_rag.OmniEmbedder) -> No
     """Forced on random weights: every query is ranked against the whole corpus (values meaningless)."""
     step = retrieval_step(embedder, EXAMPLES_DIR / "media", EXAMPLES_DIR / "queries", force=True)
     queries = load_queries(EXAMPLES_DIR / "queries")
-    assert [c.name for c in step.checks] == [q.label for q in queries] and len(queries) == 12
+    (check,) = step.checks
+    results = check.data["queries"]
+    assert [r["query"] for r in results] == [q.label for q in queries] and len(queries) == 12
     corpus = {
-        p.name
-        for p in (EXAMPLES_DIR / "media").iterdir()
-        if p.suffix not in (".py",) and p.name != "README.md"
+        p.name for p in (EXAMPLES_DIR / "media").iterdir() if p.suffix != ".py" and p.name != "README.md"
     }
-    for check in step.checks:
-        assert check.data["top"] in corpus
-        assert (check.status == "pass") == (check.data["rank"] == 1)
-    passed = sum(c.status == "pass" for c in step.checks)
-    assert step.reason == f"{passed}/12 queries rank the expected file first"
+    assert len(corpus) == 8
+    for result in results:
+        assert result["top"] in corpus and 1 <= result["rank"] <= 8
+    passed = sum(r["rank"] == 1 for r in results)
+    assert check.data["passed"] == passed
+    assert step.reason == f"{passed}/12 queries rank the expected file first (at least 9 needed)"
+    assert check.status == ("pass" if passed >= 9 else "fail")
 
 
 @pytest.mark.parametrize(

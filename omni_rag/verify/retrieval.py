@@ -8,6 +8,7 @@ with the file that should rank first; the corpus is indexed into an in-memory st
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from omni_rag.verify.report import Status, StepResult
 #: model has 2048 dims; ``omni_rag.testing`` builds 64): its rankings mean nothing. Same rule as
 #: ``examples/demo.py``.
 TINY_DIM = 256
+
+#: Share of the demo queries that must rank the expected file first. The demo's own notes expect
+#: some single-stream queries to be hard, hence not all; a random ranking gets about 1.5 of 12.
+MIN_RANK1_FRACTION = 0.75
 
 #: How each corpus file is indexed, by suffix: the streams ``omni-rag index`` would give it.
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -94,24 +99,30 @@ def retrieval_step(
     """Rank-1 pass count over the demo queries; skipped for random weights unless ``force``."""
     step = StepResult("retrieval")
     if embedder.dim < TINY_DIM and not force:
-        step.reason = f"skipped: not meaningful for random weights ({embedder.dim}-d test checkpoint)"
+        step.reason = f"not meaningful for random weights ({embedder.dim}-d test checkpoint)"
         step.add("retrieval", "skipped", step.reason)
         return step
     queries = load_queries(queries_dir)
     rankings = rank_queries(embedder, media, queries)
-    passed = 0
+    results = []
     for q in queries:
         ranked = rankings[q.label]
-        top = ranked[0] if ranked else None
         rank = ranked.index(q.expect) + 1 if q.expect in ranked else None
-        passed += top == q.expect
-        status: Status = "pass" if top == q.expect else "fail"
-        step.add(
-            q.label,
-            status,
-            f"expected {q.expect}, rank 1 {top} (expected at rank {rank})",
-            top=top,
-            rank=rank,
+        results.append(
+            {"query": q.label, "expect": q.expect, "top": ranked[0] if ranked else None, "rank": rank}
         )
-    step.reason = f"{passed}/{len(queries)} queries rank the expected file first"
+    passed = sum(r["rank"] == 1 for r in results)
+    needed = math.ceil(MIN_RANK1_FRACTION * len(queries))
+    misses = "; ".join(
+        f"{r['query']!r}: {r['top']} first, {r['expect']} at {r['rank']}" for r in results if r["rank"] != 1
+    )
+    status: Status = "pass" if passed >= needed else "fail"
+    step.reason = f"{passed}/{len(queries)} queries rank the expected file first (at least {needed} needed)"
+    step.add(
+        "rank 1",
+        status,
+        step.reason + (f"; misses: {misses}" if misses else ""),
+        passed=passed,
+        queries=results,
+    )
     return step
