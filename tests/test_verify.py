@@ -136,8 +136,11 @@ def test_official_id_offline_fails_fast_with_the_local_copy_message(
 
 
 def test_python_api_offline_reports_the_load_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     report = verify(DEFAULT_MODEL, device="cpu")
     assert not report.ok
     assert "Use a local copy" in report.step("loading").summary
