@@ -7,6 +7,7 @@ Faults are injected through the embedder's real options (``bidirectional``, ``pr
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -108,6 +109,20 @@ def test_a_fault_exits_with_verify_failed(
     assert code == ExitCode.VERIFY_FAILED
     assert "FAIL     fidelity" in out and "document prompt is 'doc: ' (card: 'passage: ')" in out
     assert out.rstrip().endswith("verification FAILED")
+
+
+def test_a_step_that_crashes_fails_and_the_rest_still_run(custom_checkpoint: Path, tmp_path: Path) -> None:
+    """A broken example file: fidelity fails with the error, speed still reports."""
+    shutil.copytree(EXAMPLES_DIR, tmp_path / "examples")
+    (tmp_path / "examples" / "media" / "ocean_tides.mp4").write_bytes(b"not a video")
+    report = verify(
+        custom_checkpoint, device="cpu", examples=tmp_path / "examples", steps=("fidelity", "speed")
+    )
+    (check,) = report.step("fidelity").checks
+    assert check.status == "fail" and check.detail.startswith("crashed: OmniInputError")
+    assert "video" in check.detail
+    speed = {c.name: c.status for c in report.step("speed").checks}
+    assert speed["text"] == "pass" and speed["video"] == "skipped"
 
 
 def test_plain_thinker_checkpoint_skips_the_attention_check(native_checkpoint: Path) -> None:

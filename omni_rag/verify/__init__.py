@@ -94,7 +94,17 @@ def model_steps(
         "retrieval": lambda: retrieval_step(embedder, media, queries),
         "speed": lambda: speed_step(embedder, media),
     }
-    return {name: run() for name, run in runners.items() if name in steps}
+    return {name: run_step(name, run) for name, run in runners.items() if name in steps}
+
+
+def run_step(name: str, run: Callable[[], StepResult]) -> StepResult:
+    """Run a step; one that raises fails with the error, and the steps after it still run."""
+    try:
+        return run()
+    except Exception as error:  # a crash is a finding to report, not a reason to lose the report
+        crashed = StepResult(name)
+        crashed.add(name, "fail", f"crashed: {type(error).__name__}: {error}")
+        return crashed
 
 
 class _CallableModule(types.ModuleType):

@@ -170,8 +170,11 @@ def loading_step(
     try:
         with capture_loading_info() as records:
             embedder = OmniEmbedder.from_pretrained(name, device=device, dtype=dtype, **embedder_kwargs)
-    except (ModelLoadError, OSError, ValueError) as error:
+    except ModelLoadError as error:  # its message already says what to do
         step.add("load", "fail", str(error))
+        return step, None
+    except Exception as error:  # anything else from_pretrained raises is what the report is for
+        step.add("load", "fail", f"{type(error).__name__}: {error}")
         return step, None
     backend = embedder.backend
     config = read_config(os.fspath(name), embedder.revision)
