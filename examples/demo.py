@@ -101,7 +101,7 @@ def index_corpus(retriever: OmniRetriever, store_path: str) -> OmniRetriever:
         report = index_scan(retriever, scan)
     except ModelMismatchError:
         print(f"the {COLLECTION!r} collection was built with another model: rebuilding it")
-        retriever.store.client.delete_collection(COLLECTION)
+        retriever.store.drop()
         retriever.store.close()
         retriever = OmniRetriever(retriever.embedder, open_store(COLLECTION, path=store_path))
         report = index_scan(retriever, scan)

@@ -1,10 +1,15 @@
-"""Tests of omni_rag.store against a real embedded Qdrant (no mocks)."""
+"""Tests of omni_rag.store on both engines (no mocks).
+
+Congruence, as qdrant-client tests its local and remote modes: every test that takes ``make`` or
+``store`` runs on Qdrant Edge (the embedded default) and on qdrant-client (its ``:memory:`` mode
+standing in for a server), and fusion is compared with numpy brute force on both.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +99,41 @@ def corpus() -> tuple[list[str], list[dict[str, np.ndarray]], list[dict]]:
     return _corpus()
 
 
+ENGINES = ["edge", "qdrant-client"]
+Make = Callable[..., OmniStore]
+
+
+def _maker(engine: str) -> Make:
+    """A store factory on one engine: Edge in a temporary folder, or a fresh qdrant-client."""
+
+    def make(name: str, **kwargs: object) -> OmniStore:
+        if engine == "edge":
+            return OmniStore(name, **kwargs)  # type: ignore[arg-type]
+        return OmniStore(name, client=QdrantClient(":memory:"), **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make(engine: str) -> Make:
+    return _maker(engine)
+
+
 @pytest.fixture(scope="module")
-def store(corpus: tuple[list[str], list[dict[str, np.ndarray]], list[dict]]) -> OmniStore:
+def store(
+    engine: str, corpus: tuple[list[str], list[dict[str, np.ndarray]], list[dict]]
+) -> Iterator[OmniStore]:
     ids, vectors, payloads = corpus
-    s = OmniStore("docs", write_batch_size=50)
+    s = _maker(engine)("docs", write_batch_size=50)
     s.upsert(ids, vectors, payloads)
-    return s
+    assert s.engine == engine
+    yield s
+    s.close()
 
 
 def _query(seed: int) -> np.ndarray:
@@ -161,10 +195,10 @@ def test_max_equals_brute_force_with_default_oversampling(store: OmniStore, corp
 
 
 @pytest.mark.parametrize("fusion", ["mean", "max", "rrf", "dbsf"])
-def test_point_equal_to_query_ranks_first(corpus, fusion: str) -> None:
+def test_point_equal_to_query_ranks_first(make: Make, corpus, fusion: str) -> None:
     ids, vectors, payloads = corpus
     q = _query(7)
-    with OmniStore("eq") as s:
+    with make("eq") as s:
         s.upsert(ids, vectors, payloads)
         s.upsert(["needle"], [dict.fromkeys(STREAMS, q * 3.0)])
         hits = s.search(q, fusion=fusion, limit=5)  # type: ignore[arg-type]
@@ -239,9 +273,9 @@ def test_single_stream_is_that_stream_only(store: OmniStore, corpus) -> None:
 # ---------------------------------------------------------------- writes and reads
 
 
-def test_reupsert_replaces_and_keeps_count(corpus) -> None:
+def test_reupsert_replaces_and_keeps_count(make: Make, corpus) -> None:
     ids, vectors, payloads = corpus
-    s = OmniStore("re", write_batch_size=7)
+    s = make("re", write_batch_size=7)
     s.upsert(ids, vectors, payloads)
     assert s.count() == N
     new = {"audio": np.ones(DIM, dtype=np.float32)}
@@ -274,9 +308,9 @@ def test_get_returns_payload_vectors_and_none(store: OmniStore, corpus) -> None:
         np.testing.assert_allclose(first.vectors[s], v / np.linalg.norm(v), atol=1e-6)
 
 
-def test_delete(corpus) -> None:
+def test_delete(make: Make, corpus) -> None:
     ids, vectors, payloads = corpus
-    s = OmniStore("del")
+    s = make("del")
     s.upsert(ids, vectors, payloads)
     s.delete([ids[0], ids[1], "never-there"])
     assert s.count() == N - 2
@@ -344,7 +378,6 @@ def test_search_groups_one_group_per_source(store: OmniStore, corpus, fusion: st
 
 
 def test_path_mode_survives_close_and_reopen(tmp_path: Path, corpus) -> None:
-    # embedded path mode commits each point to sqlite separately (slow on real disks): keep it small
     n = 40
     ids, vectors, payloads = corpus[0][:n], corpus[1][:n], corpus[2][:n]
     with OmniStore("persist", path=str(tmp_path / "db")) as s:
@@ -362,12 +395,12 @@ def test_path_mode_survives_close_and_reopen(tmp_path: Path, corpus) -> None:
             assert [h.score for h in again] == pytest.approx([h.score for h in hits], abs=1e-6)
 
 
-def test_info_waits_for_lazy_creation_then_replaces() -> None:
-    s = OmniStore("lazy")
+def test_info_waits_for_lazy_creation_then_replaces(make: Make) -> None:
+    s = make("lazy")
     assert s.dim is None and s.get_info() == {}
     s.set_info({"model": "m"})
     assert s.get_info() == {"model": "m"}
-    assert not s.client.collection_exists("lazy")
+    assert "lazy" not in s.collections()
     s.upsert(["x"], [{"text": np.ones(4, dtype=np.float32)}])
     assert s.dim == 4
     assert s.get_info() == {"model": "m"}
@@ -382,8 +415,10 @@ def test_eager_creation_with_dim_and_shared_client() -> None:
     s = OmniStore("eager", client=client, dim=8)
     assert client.collection_exists("eager")
     vectors = client.get_collection("eager").config.params.vectors
-    assert isinstance(vectors, Mapping) and set(vectors) == set(STREAMS)
-    assert all(v.size == 8 and v.distance == models.Distance.COSINE for v in vectors.values())
+    assert isinstance(vectors, Mapping) and set(STREAMS) < set(vectors)
+    assert all(vectors[s].size == 8 and vectors[s].distance == models.Distance.COSINE for s in STREAMS)
+    assert vectors["fused_audio_video"].size == 16
+    assert vectors["fused_audio_video"].distance == models.Distance.DOT
     s.close()
     assert client.collection_exists("eager")  # a passed-in client stays open
 
@@ -396,14 +431,14 @@ def test_store_does_not_import_torch() -> None:
 # ---------------------------------------------------------------- errors
 
 
-def test_empty_and_missing_collections_return_nothing() -> None:
-    s = OmniStore("nothing")
+def test_empty_and_missing_collections_return_nothing(make: Make) -> None:
+    s = make("nothing")
     assert s.search(np.ones(8)) == []
     assert s.search_groups(np.ones(8)) == []
     assert s.count() == 0
     assert s.get(["a"]) == [None]
     s.delete(["a"])
-    empty = OmniStore("empty", dim=8)
+    empty = make("empty", dim=8)
     assert empty.search(np.ones(8)) == []
     assert empty.search(np.ones(8), fusion="rrf") == []
     assert empty.search_groups(np.ones(8), fusion="dbsf") == []
@@ -429,8 +464,8 @@ def test_query_errors(store: OmniStore) -> None:
     assert issubclass(DimensionMismatchError, OmniError)
 
 
-def test_upsert_errors_name_item_and_stream() -> None:
-    s = OmniStore("bad", dim=4)
+def test_upsert_errors_name_item_and_stream(make: Make) -> None:
+    s = make("bad", dim=4)
     good = {"text": np.ones(4, dtype=np.float32)}
     with pytest.raises(DimensionMismatchError, match=r"item 1, stream 'audio'.*3 dims, expected 4") as err:
         s.upsert(["a", "b"], [good, {"text": np.ones(4), "audio": np.ones(3)}])
@@ -453,11 +488,11 @@ def test_upsert_errors_name_item_and_stream() -> None:
     assert s.count() == 0
 
 
-def test_lazy_collection_takes_dim_from_first_batch_and_checks_the_rest() -> None:
-    s = OmniStore("lazydim")
+def test_lazy_collection_takes_dim_from_first_batch_and_checks_the_rest(make: Make) -> None:
+    s = make("lazydim")
     with pytest.raises(DimensionMismatchError, match="item 1"):
         s.upsert(["a", "b"], [{"text": np.ones(4)}, {"text": np.ones(6)}])
-    assert not s.client.collection_exists("lazydim")
+    assert "lazydim" not in s.collections() and s.dim is None
 
 
 def test_existing_collection_mismatches() -> None:
@@ -485,8 +520,15 @@ def test_existing_collection_mismatches() -> None:
     client.create_collection(
         "plain", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE)
     )
-    with pytest.raises(CollectionMismatchError, match="unnamed"):
+    with pytest.raises(CollectionMismatchError, match="lacks named vector"):
         OmniStore("plain", client=client)
+
+    client.create_collection(  # a collection written by omni-rag 0.1: streams, no fused vectors
+        "v01",
+        vectors_config={s: models.VectorParams(size=8, distance=models.Distance.COSINE) for s in STREAMS},
+    )
+    with pytest.raises(CollectionMismatchError, match="omni-rag 0.1.*omni-rag migrate"):
+        OmniStore("v01", client=client)
 
 
 def test_constructor_argument_errors() -> None:

@@ -25,6 +25,7 @@ _COMMANDS = {
     "search": ("omni_rag.cli.search", "run_search"),
     "info": ("omni_rag.cli.info", "run_info"),
     "eval": ("omni_rag.cli.eval", "run_eval"),
+    "migrate": ("omni_rag.cli.migrate", "run_migrate"),
     "verify": ("omni_rag.cli.verify", "run_verify"),
 }
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     importlib.import_module("omni_rag.cli.eval").add_parser(commands)
     importlib.import_module("omni_rag.cli.verify").add_parser(commands)
+    importlib.import_module("omni_rag.cli.migrate").add_parser(commands)
     return parser
 
 

@@ -10,7 +10,13 @@ import os
 from pathlib import Path
 
 from omni_rag.cli.errors import CliError, ExitCode
-from omni_rag.store import CollectionMismatchError, OmniStore
+from omni_rag.store import (
+    CollectionMismatchError,
+    CollectionNameError,
+    LegacyStoreError,
+    OmniStore,
+    StoreLockedError,
+)
 
 #: Embedded Qdrant folder used when neither ``--store`` nor ``--url`` is given.
 DEFAULT_STORE = ".omni-rag"
@@ -60,18 +66,14 @@ def open_store(
             store = OmniStore(collection, path=where)
     except CollectionMismatchError as error:
         raise CliError(f"{error} (store {where})", ExitCode.MODEL_MISMATCH) from error
-    except RuntimeError as error:
-        if "already accessed" in str(error):
-            raise CliError(
-                f"the store at {where} is in use by another process ({error}). Wait for it to finish, "
-                "use another --store folder, or run a Qdrant server and pass --url.",
-                ExitCode.STORE_BUSY,
-            ) from error
-        raise CliError(f"cannot open the store at {where}: {error}", ExitCode.STORE_ERROR) from error
+    except StoreLockedError as error:
+        raise CliError(str(error), ExitCode.STORE_BUSY) from error
+    except (CollectionNameError, LegacyStoreError) as error:
+        raise CliError(str(error), ExitCode.STORE_INVALID) from error
     except Exception as error:  # qdrant_client raises transport-specific types for a dead server
         raise CliError(f"cannot open the store at {where}: {error}", ExitCode.STORE_ERROR) from error
     if must_exist and store.dim is None:
-        known = sorted(c.name for c in store.client.get_collections().collections)
+        known = store.collections()
         store.close()
         raise CliError(
             f"no collection {collection!r} in the store at {where}; "

@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     MODEL_LOAD = 6
     STORE_ERROR = 7
     VERIFY_FAILED = 8
+    STORE_INVALID = 9
 
 
 _MEANINGS = {
@@ -34,6 +35,8 @@ _MEANINGS = {
     ExitCode.MODEL_LOAD: "the model could not be loaded (hub unreachable and no local copy, bad path)",
     ExitCode.STORE_ERROR: "the Qdrant server is unreachable or failing",
     ExitCode.VERIFY_FAILED: "verify: a check failed (listed in the report)",
+    ExitCode.STORE_INVALID: "the store or collection cannot be used as given (invalid collection name, an "
+    "omni-rag 0.1 store to migrate, a write that failed): nothing more is embedded",
 }
 
 #: The exit-code table shown at the end of ``omni-rag --help``.

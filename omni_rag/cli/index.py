@@ -21,7 +21,7 @@ from omni_rag.cli.files import FileItem, FileProblem, FileScan, scan_paths
 from omni_rag.cli.model import embedder_from_args
 from omni_rag.cli.render import render_index_report
 from omni_rag.retriever import ModelMismatchError, OmniRetriever
-from omni_rag.store import StoreError
+from omni_rag.store import OmniStore, StoreError
 
 
 @dataclass
@@ -96,6 +96,16 @@ def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: Inde
     report.unchanged.extend(str(batch[i].path) for i in result.unchanged_items)
 
 
+def build_index(store: OmniStore, *, quiet: bool) -> None:
+    """Build the search index before the command returns, so the first search is fast."""
+    if not quiet:
+        print("building the search index (HNSW)...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    store.optimize()
+    if not quiet:
+        print(f"search index ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
 def run_index(args: argparse.Namespace) -> int:
     """The ``index`` command: open the store and the model (each fails fast), scan, add, report."""
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
@@ -107,6 +117,12 @@ def run_index(args: argparse.Namespace) -> int:
             report = index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)
         except ModelMismatchError as error:
             raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
+        except StoreError as error:  # a failed write stops the run: embedding on would be lost work
+            raise CliError(
+                f"stopped: {error}. Points written before the failure are kept; re-run to resume.",
+                ExitCode.STORE_INVALID,
+            ) from error
+        build_index(store, quiet=args.quiet)
         total = store.count()
     finally:
         store.close()

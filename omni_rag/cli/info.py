@@ -12,21 +12,19 @@ from typing import Any
 
 from omni_rag.cli.connect import open_store, store_location
 from omni_rag.cli.render import render_info
-from omni_rag.store import STREAMS, OmniStore, to_filter
+from omni_rag.store import STREAMS, OmniStore
 
 
 def collection_info(store: OmniStore, where: str) -> dict[str, Any]:
     """Points, points per stream, vector size and the model recorded at first index."""
-    streams = {
-        s: store.client.count(store.collection, count_filter=to_filter({"modalities": [s]}), exact=True).count
-        for s in STREAMS
-    }
+    streams = {s: store.count(filter={"modalities": [s]}) for s in STREAMS}
     return {
         "collection": store.collection,
         "store": where,
         "points": store.count(),
         "streams": streams,
         "dim": store.dim,
+        "engine": store.engine,
         "model": store.get_info(),
     }
 

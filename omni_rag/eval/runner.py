@@ -237,9 +237,7 @@ def run_evaluation(
     start = time.perf_counter()
     owned = store is None
     streams_store = store if store is not None else OmniStore("omni-rag-eval", dim=embedder.dim)
-    joint_store = OmniStore(
-        f"{streams_store.collection}__joint", client=streams_store.client, dim=embedder.dim
-    )
+    joint_store = streams_store.sibling(f"{streams_store.collection}__joint", dim=embedder.dim)
     try:
         ids = [doc_id for doc_id, vectors in streams_of.items() if vectors]
         streams_store.upsert(ids, [streams_of[i] for i in ids])

@@ -49,3 +49,25 @@ class CollectionMismatchError(StoreError):
     Raised when the store opens the collection rather than on first write, so a wrong
     collection name or model is caught before any data is mixed in.
     """
+
+
+class CollectionNameError(StoreInputError):
+    """A collection name no engine can hold (empty, a path separator, too long...).
+
+    Raised when the store is constructed, so a command fails before any embedding starts.
+    """
+
+
+class StoreLockedError(StoreError):
+    """The embedded store folder is open in another process."""
+
+
+class StoreWriteError(StoreError):
+    """A write reached the engine and failed (disk full, permissions, server error).
+
+    Nothing after the failing batch was written; callers should stop rather than go on embedding.
+    """
+
+
+class LegacyStoreError(StoreError):
+    """The folder holds an omni-rag 0.1 store (qdrant-client local mode); it needs one migration."""
