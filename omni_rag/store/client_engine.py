@@ -115,7 +115,7 @@ class ClientEngine:
                 using=r.using,
                 limit=r.limit,
                 filter=r.filter,
-                params=models.SearchParams(hnsw_ef=r.hnsw_ef, exact=r.exact),
+                params=_params(r),
                 with_payload=True,
                 with_vector=list(r.with_vectors) or False,
             )
@@ -131,7 +131,7 @@ class ClientEngine:
                 using=p.using,
                 limit=p.limit,
                 filter=p.filter,
-                params=models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact),
+                params=_params(p),
             )
             for p in query.prefetch
         ]
@@ -171,6 +171,13 @@ class ClientEngine:
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
+
+
+def _params(request: Nearest) -> models.SearchParams | None:
+    """Search effort, sent only when asked for (qdrant-client's local mode warns that it ignores it)."""
+    if request.hnsw_ef is None and not request.exact:
+        return None
+    return models.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)
 
 
 def _record(point: Any) -> EngineRecord:

@@ -37,7 +37,7 @@ from omni_rag.store.engine import (
     VectorSpec,
     collection_vectors,
 )
-from omni_rag.store.errors import StoreError, StoreInputError, StoreLockedError
+from omni_rag.store.errors import StoreError, StoreInputError, StoreLockedError, StoreWriteError
 from omni_rag.store.models import PayloadKey
 
 #: HNSW graph degree and build effort; ef_construct 64 with int8 quantization builds 4x faster
@@ -214,12 +214,11 @@ class EdgeEngine:
         return shard
 
     def _update(self, operation: qe.UpdateOperation) -> None:
-        from omni_rag.store.errors import StoreWriteError
-
+        shard = self._open()
+        if shard is None:
+            raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")
         try:
-            self._require().update(operation)
-        except StoreError:
-            raise
+            shard.update(operation)
         except Exception as error:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: {error}") from error
 
