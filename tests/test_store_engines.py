@@ -314,3 +314,29 @@ def test_cli_refuses_a_bad_collection_name_before_loading_the_model(tmp_path: Pa
         assert "invalid collection name" in capsys.readouterr().err
         assert time.perf_counter() - start < 10
     assert not json.dumps(os.listdir(tmp_path / "s")).count("edge/a")
+
+
+def test_copy_to_another_engine_keeps_points_payloads_and_info(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    ids = [f"x{i}" for i in range(600)]
+    vectors = [
+        {"audio": _unit(rng), "video": _unit(rng)} if i % 3 else {"text": _unit(rng)} for i in range(600)
+    ]
+    payloads = [{"source": f"s{i % 7}.mp4", "metadata": {"i": i}} for i in range(600)]
+    with OmniStore("src", path=str(tmp_path / "a")) as src:
+        src.upsert(ids, vectors, payloads)
+        src.set_info({"model_id": "m"})
+        dst = OmniStore("dst", client=QdrantClient(":memory:"))
+        assert src.copy_to(dst, batch_size=128) == 600
+        assert src.copy_to(dst) == 600 and dst.count() == 600  # a re-run replaces
+        assert dst.get_info() == {"model_id": "m"}
+        q = _unit(rng)
+        for fusion in ("mean", "max", "rrf", "dbsf"):
+            a = src.search(q, fusion=fusion, limit=10, exact=True)  # type: ignore[arg-type]
+            b = dst.search(q, fusion=fusion, limit=10)  # type: ignore[arg-type]
+
+            # rank fusion ties often: equal score sequences, and the same points above the last tie
+            assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b], fusion
+            last = round(a[-1].score, 6)
+            above_a = {(h.id, str(h.payload)) for h in a if round(h.score, 6) > last}
+            assert above_a == {(h.id, str(h.payload)) for h in b if round(h.score, 6) > last}, fusion

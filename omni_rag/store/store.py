@@ -346,6 +346,21 @@ class OmniStore:
             if offset is None:
                 return
 
+    def copy_to(self, target: OmniStore, *, batch_size: int = 256) -> int:
+        """Copy every point and the collection info into ``target`` (another engine or place).
+
+        Re-running replaces rather than duplicates (same ids), so an interrupted copy is resumed
+        by running it again. Returns the number of points copied.
+        """
+        target.set_info(self.get_info())
+        copied, batch = 0, []
+        for point in self.scroll(batch_size):
+            batch.append(point)
+            if len(batch) == batch_size:
+                copied += _copy_batch(target, batch)
+                batch = []
+        return copied + (_copy_batch(target, batch) if batch else 0)
+
     def search(
         self,
         query_vector: np.ndarray,
@@ -706,6 +721,15 @@ def _payload(
         PayloadKey.SEGMENT_INDEX: given.get(PayloadKey.SEGMENT_INDEX),
         PayloadKey.METADATA: dict(metadata or {}),
     }
+
+
+def _copy_batch(target: OmniStore, batch: Sequence[StoredPoint]) -> int:
+    target.upsert(
+        [p.id for p in batch],
+        [p.vectors for p in batch],
+        [{k: v for k, v in p.payload.items() if k in CALLER_PAYLOAD_KEYS} for p in batch],
+    )
+    return len(batch)
 
 
 def _streams_of(record: EngineRecord) -> dict[str, np.ndarray]:
