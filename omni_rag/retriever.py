@@ -41,6 +41,9 @@ class AddResult:
         failures: Items that could not be embedded (``errors="skip"``), with reasons.
         added_items: Input indices of items that had at least one point written.
         unchanged_items: Input indices of items whose points were all already stored.
+        duplicates: Input index -> index of an earlier item in the same call with the same
+            content (or id): one point per content, recorded at the first item's source; the copy
+            is neither embedded nor written again.
     """
 
     added: list[str] = field(default_factory=list)
@@ -48,6 +51,7 @@ class AddResult:
     failures: list[ItemFailure] = field(default_factory=list)
     added_items: list[int] = field(default_factory=list)
     unchanged_items: list[int] = field(default_factory=list)
+    duplicates: dict[int, int] = field(default_factory=dict)
 
 
 def content_id(item: Content) -> str:
@@ -112,7 +116,7 @@ class OmniRetriever:
     ) -> None:
         self.embedder = embedder
         self.store = store
-        self.k = k
+        self.k = _check_k(k)
         self.fusion: FusionMode = fusion
         self.streams = list(streams) if streams is not None else None
         self.weights = dict(weights) if weights is not None else None
@@ -178,8 +182,9 @@ class OmniRetriever:
                 item's id. A re-add whose plan changed (another policy) re-embeds the segments
                 whose time range changed and deletes the item's segments beyond the new plan.
         """
-        if ids is not None and len(ids) != len(items):
-            raise ValueError(f"{len(ids)} ids for {len(items)} items")
+        _check_items(items)
+        if ids is not None:
+            _check_ids(ids, len(items))
         if metadata is not None and len(metadata) != len(items):
             raise ValueError(f"{len(metadata)} metadata entries for {len(items)} items")
         if isinstance(segment, SegmentPolicy):
@@ -195,16 +200,21 @@ class OmniRetriever:
         # (item index, content to embed, point id, seconds of media or None, (item id, segments) or None)
         rows: list[tuple[int, Content, str, float | None, tuple[str, int] | None]] = []
         planned: set[int] = set()
+        first_of: dict[str, int] = {}
         for index, item in enumerate(items):
             try:
                 content = as_content(item, index)
                 item_id = ids[index] if ids is not None else content_id(content)
+                if item_id in first_of:  # the same file at two paths: one point, at the first path
+                    result.duplicates[index] = first_of[item_id]
+                    continue
                 plan = plan_item(content, policy=policy, index=index)
             except OmniInputError as error:
                 if errors != "skip":
                     raise
                 result.failures.append(ItemFailure.from_error(error))
                 continue
+            first_of[item_id] = index
             planned.add(index)
             if not plan.segmented:
                 rows.append((index, content, item_id, plan.duration_s, None))
@@ -308,13 +318,14 @@ class OmniRetriever:
         filter: Any = None,
     ) -> list[Hit]:
         """Best matches for ``query`` (a ``str`` or any :class:`Content`), fused across streams."""
+        limit = _check_k(self.k if k is None else k)
         self.check_model()
         return self.store.search(
             self.embed_query(query),
             streams=streams if streams is not None else self.streams,
             fusion=fusion or self.fusion,
             weights=weights if weights is not None else self.weights,
-            limit=k or self.k,
+            limit=limit,
             filter=filter,
         )
 
@@ -330,6 +341,7 @@ class OmniRetriever:
         filter: Any = None,
     ) -> list[HitGroup]:
         """Each source once, with its best segments: "which video, and where in it"."""
+        limit = _check_k(self.k if k is None else k)
         self.check_model()
         return self.store.search_groups(
             self.embed_query(query),
@@ -338,6 +350,42 @@ class OmniRetriever:
             streams=streams if streams is not None else self.streams,
             fusion=fusion or self.fusion,
             weights=weights if weights is not None else self.weights,
-            limit=k or self.k,
+            limit=limit,
             filter=filter,
         )
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    return k
+
+
+def _check_items(items: object) -> None:
+    """Refuse one item passed where a list is expected (a string would index each character)."""
+    if isinstance(items, (str, bytes, Content, Mapping)) or not isinstance(items, Sequence):
+        raise OmniInputError(
+            f"items must be a list of items, got one {type(items).__name__}: wrap it, e.g. add([item])",
+            field="items",
+        )
+
+
+def _check_ids(ids: Sequence[str], n: int) -> None:
+    """Caller ids: one per item, unique in the call, and free of '#' (it marks segment ids)."""
+    if isinstance(ids, str) or len(ids) != n:
+        raise ValueError(f"ids must be a list of {n} strings, one per item, got {ids!r:.80}")
+    first: dict[str, int] = {}
+    for index, item_id in enumerate(ids):
+        if not isinstance(item_id, str) or not item_id:
+            raise OmniInputError(f"id must be a non-empty str, got {item_id!r}", index=index, field="id")
+        if "#" in item_id:
+            raise OmniInputError(
+                f"id {item_id!r} contains '#', which marks segment ids (<item id>#<k>)",
+                index=index,
+                field="id",
+            )
+        if item_id in first:
+            raise OmniInputError(
+                f"id {item_id!r} repeats item {first[item_id]}'s id", index=index, field="id"
+            )
+        first[item_id] = index

@@ -106,3 +106,40 @@ def test_add_result_reports_items(retriever: OmniRetriever) -> None:
     assert (first.added_items, first.unchanged_items) == ([0, 2], [])
     second = retriever.add(["a", "c"], errors="skip")
     assert (second.added_items, second.unchanged_items) == ([1], [0])
+
+
+def test_add_refuses_one_bare_item_instead_of_indexing_its_characters(retriever: OmniRetriever) -> None:
+    for one in ("hello", Content(text="hello"), {"text": "hello"}):
+        with pytest.raises(OmniInputError, match="items must be a list of items"):
+            retriever.add(one)  # type: ignore[arg-type]
+    assert retriever.store.count() == 0
+
+
+def test_caller_ids_are_unique_and_free_of_the_segment_marker(retriever: OmniRetriever) -> None:
+    with pytest.raises(OmniInputError, match=r"item 1, field 'id': id 'same' repeats item 0's id"):
+        retriever.add(["a", "b"], ids=["same", "same"])
+    with pytest.raises(OmniInputError, match=r"item 0, field 'id': .*'#'"):
+        retriever.add(["a"], ids=["talk#1"])
+    assert retriever.store.count() == 0
+
+
+def test_identical_content_at_two_paths_is_one_point_at_the_first_path(
+    retriever: OmniRetriever, media_dir: Path, tmp_path: Path
+) -> None:
+    first, copy = tmp_path / "first.png", tmp_path / "copy.png"
+    first.write_bytes((media_dir / "picture.png").read_bytes())
+    copy.write_bytes(first.read_bytes())
+    result = retriever.add([Content(image=str(first)), Content(image=str(copy))])
+    assert result.added_items == [0] and result.duplicates == {1: 0} and len(result.added) == 1
+    assert retriever.store.count() == 1
+    assert retriever.store.count(filter={"source": str(first)}) == 1  # still findable by the first path
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5])
+def test_search_k_must_be_positive(retriever: OmniRetriever, k: object) -> None:
+    retriever.add(["lava"])
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        retriever.search("lava", k=k)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        retriever.search_grouped("lava", k=k)  # type: ignore[arg-type]
+    assert len(retriever.search("lava", k=1)) == 1

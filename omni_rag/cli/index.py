@@ -31,6 +31,7 @@ class IndexReport:
     Attributes:
         added: Files embedded and written.
         unchanged: Files already in the collection (same content), not embedded again.
+        duplicates: (file, earlier file of this run with the same content): stored once.
         skipped: Files that are not media or text.
         failures: Missing paths and files that could not be read or embedded, with reasons.
         seconds: Wall time of the embedding phase.
@@ -38,6 +39,7 @@ class IndexReport:
 
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)
     failures: list[FileProblem] = field(default_factory=list)
     seconds: float = 0.0
@@ -94,6 +96,7 @@ def _add_batch(retriever: OmniRetriever, batch: Sequence[FileItem], report: Inde
         report.failures.append(FileProblem(str(batch[f.index].path), f"{f.field}: {f.reason}"))
     report.added.extend(str(batch[i].path) for i in result.added_items)
     report.unchanged.extend(str(batch[i].path) for i in result.unchanged_items)
+    report.duplicates.extend((str(batch[i].path), str(batch[j].path)) for i, j in result.duplicates.items())
 
 
 def build_index(store: OmniStore, *, quiet: bool) -> None:

@@ -38,13 +38,21 @@ def format_span(start_s: float | None, end_s: float | None) -> str:
 
 
 def display_path(path: str) -> str:
-    """A path relative to the working directory when it lies below it; URLs and others unchanged."""
+    """A path relative to the working directory when it lies below it; URLs and others unchanged.
+
+    Control characters (a newline in a file name) are shown escaped, so one entry stays one line.
+    """
     if "://" in path:
-        return path
+        return _printable(path)
     try:
-        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
+        shown = os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
     except (OSError, ValueError):
-        return path
+        shown = path
+    return _printable(shown)
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def hit_source(hit: Hit) -> str:
@@ -112,15 +120,18 @@ def render_index_report(report: IndexReport, *, collection: str, total: int) -> 
     """The summary printed after ``index``: counts, then every skipped and failed file with its reason."""
     lines = [
         f"collection {collection!r}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
-        f"{len(report.skipped)} skipped, {len(report.failures)} failed "
+        f"{len(report.duplicates)} duplicates, {len(report.skipped)} skipped, {len(report.failures)} failed "
         f"({report.seconds:.1f} s; {total} points in the collection)"
     ]
+    if report.duplicates:
+        lines.append("duplicates (same content as a file indexed before them; stored once, at that path):")
+        lines += [f"  {display_path(copy)} = {display_path(first)}" for copy, first in report.duplicates]
     if report.skipped:
         lines.append("skipped (not media or text):")
-        lines += [f"  {display_path(p.path)}: {p.reason}" for p in report.skipped]
+        lines += [f"  {display_path(p.path)}: {_printable(p.reason)}" for p in report.skipped]
     if report.failures:
         lines.append("failed:")
-        lines += [f"  {display_path(p.path)}: {p.reason}" for p in report.failures]
+        lines += [f"  {display_path(p.path)}: {_printable(p.reason)}" for p in report.failures]
     return "\n".join(lines)
 
 

@@ -1,0 +1,32 @@
+"""What ``omni-rag index`` reports for awkward folders: copies of one file, odd file names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omni_rag.cli import main
+from omni_rag.store import OmniStore
+from omni_rag.testing_media import make_corrupt, make_image
+
+
+def test_copies_are_reported_once_stored_and_odd_names_stay_on_one_line(
+    tmp_path: Path, native_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    make_image(folder / "a.png")
+    (folder / "b_copy.png").write_bytes((folder / "a.png").read_bytes())
+    make_corrupt(folder / "bad\nname.png")
+    store = tmp_path / "store"
+    args = ["index", str(folder), "-c", "docs", "--store", str(store), "--model", str(native_checkpoint)]
+    assert main([*args, "-q"]) == 1  # the corrupt file failed
+    out = capsys.readouterr().out
+    assert "1 added, 0 unchanged, 1 duplicates, 0 skipped, 1 failed" in out
+    assert "b_copy.png = " in out and "a.png" in out
+    failed = out.split("failed:\n", 1)[1].splitlines()
+    assert len(failed) == 1 and "bad\\nname.png" in failed[0]
+    with OmniStore("docs", path=str(store)) as s:
+        assert s.count() == 1
+        assert s.count(filter={"source": str(folder / "a.png")}) == 1
