@@ -60,54 +60,88 @@ class FileScan:
     Attributes:
         items: Files to embed, in walk order.
         skipped: Files that are not media or text (not an error).
-        failures: Missing paths and unreadable files (an error: exit code 1).
+        failures: Missing paths and unreadable files and folders (an error: exit code 1).
+        notes: Files indexed with a remark the user should see (text in a guessed encoding).
     """
 
     items: list[FileItem] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)
     failures: list[FileProblem] = field(default_factory=list)
+    notes: list[FileProblem] = field(default_factory=list)
+
+
+@dataclass
+class _Walk:
+    """State of one walk: files kept, folders already entered (by real path), problems."""
+
+    exclude: Sequence[str]
+    files: list[Path] = field(default_factory=list)
+    seen: set[Path] = field(default_factory=set)
+    folders: set[Path] = field(default_factory=set)
+    problems: list[FileProblem] = field(default_factory=list)
+
+    def keep(self, path: Path) -> None:
+        resolved = path.resolve()
+        if resolved not in self.seen and not any(fnmatch.fnmatch(path.name, p) for p in self.exclude):
+            self.seen.add(resolved)
+            self.files.append(resolved)
+
+    def folder(self, root: Path) -> None:
+        """Walk a folder; symlinked folders are followed, each real folder entered once (no loops)."""
+
+        def unreadable(error: OSError) -> None:
+            self.problems.append(
+                FileProblem(str(error.filename or root), f"cannot read folder: {error.strerror}")
+            )
+
+        for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=True):
+            real = Path(folder).resolve()
+            if real in self.folders:  # reached again through a symlink: already walked
+                dirs[:] = []
+                continue
+            self.folders.add(real)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if not name.startswith("."):
+                    self.keep(Path(folder) / name)
 
 
 def walk(
     paths: Sequence[str | os.PathLike[str]], exclude: Sequence[str] = ()
-) -> tuple[list[Path], list[str]]:
+) -> tuple[list[Path], list[FileProblem]]:
     """Files under ``paths``, sorted within each folder; hidden files and folders are left out.
+
+    Symlinked folders are followed, each real folder once, so a link loop ends and a folder
+    reached twice is indexed once.
 
     Args:
         paths: Files and folders, in the order given.
         exclude: Glob patterns matched against each file's name (``README.md``, ``*.py``).
 
     Returns:
-        The files (each once), and the given paths that do not exist.
+        The files (each once), and every given path that does not exist or folder that could not
+        be read, with the reason (never silently dropped).
     """
-    files: list[Path] = []
-    missing: list[str] = []
-    seen: set[Path] = set()
-
-    def keep(path: Path) -> None:
-        resolved = path.resolve()
-        if resolved not in seen and not any(fnmatch.fnmatch(path.name, p) for p in exclude):
-            seen.add(resolved)
-            files.append(resolved)
-
+    state = _Walk(exclude)
     for given in paths:
         root = Path(given)
         if root.is_file():
-            keep(root)
+            state.keep(root)
         elif root.is_dir():
-            for folder, dirs, names in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if not name.startswith("."):
-                        keep(Path(folder) / name)
+            state.folder(root)
         else:
-            missing.append(os.fspath(given))
-    return files, missing
+            state.problems.append(FileProblem(os.fspath(given), "no such file or directory"))
+    return state.files, state.problems
 
 
 def _claims_media(path: Path) -> bool:
     guessed, _ = mimetypes.guess_type(path.name)
     return guessed is not None and guessed.split("/")[0] in ("image", "audio", "video")
+
+
+def _claims_text(path: Path) -> bool:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed is not None and guessed.startswith("text/")
 
 
 def to_item(path: Path) -> FileItem | FileProblem:
@@ -117,6 +151,7 @@ def to_item(path: Path) -> FileItem | FileProblem:
         A :class:`FileItem`, or a :class:`FileProblem` (``skipped`` for files that are not media).
     """
     from omni_rag.media import probe  # imports torch: only once there are files to look at
+    from omni_rag.media.text import decode_text
 
     metadata = {"path": str(path), "name": path.name}
     try:
@@ -135,25 +170,35 @@ def to_item(path: Path) -> FileItem | FileProblem:
         if path.stat().st_size > MAX_TEXT_BYTES:
             return FileProblem(str(path), f"text file over {MAX_TEXT_BYTES // 2**20} MiB", skipped=True)
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as error:
-            return FileProblem(str(path), f"cannot read: {error}")
-        if not text.strip():
+            decoded = decode_text(path.read_bytes())
+        except (OSError, MediaError) as error:
+            return FileProblem(str(path), f"cannot read as text: {error}")
+        if not decoded.text.strip():
             return FileProblem(str(path), "blank text file", skipped=True)
-        return FileItem(path, Content(text=text, metadata=metadata), "text")
+        if decoded.guessed:
+            metadata["encoding"] = decoded.encoding
+        return FileItem(path, Content(text=decoded.text, metadata=metadata), "text")
     if _claims_media(path):
         return FileProblem(str(path), "not a decodable image, audio or video file (corrupt or unsupported)")
-    return FileProblem(str(path), "not an image, audio, video or UTF-8 text file", skipped=True)
+    if _claims_text(path):
+        try:
+            decode_text(path.read_bytes()[:65536], partial=True)
+        except (OSError, MediaError) as error:
+            return FileProblem(str(path), f"cannot read as text: {error}")
+    return FileProblem(str(path), "not an image, audio, video or text file", skipped=True)
 
 
 def scan_paths(paths: Iterable[str | os.PathLike[str]], exclude: Sequence[str] = ()) -> FileScan:
     """Walk ``paths`` and sort every file into to-embed, skipped or failed."""
-    files, missing = walk(list(paths), exclude)
-    scan = FileScan(failures=[FileProblem(m, "no such file or directory") for m in missing])
+    files, problems = walk(list(paths), exclude)
+    scan = FileScan(failures=list(problems))
     for path in files:
         outcome = to_item(path)
         if isinstance(outcome, FileItem):
             scan.items.append(outcome)
+            if "encoding" in outcome.content.metadata:
+                note = f"decoded as {outcome.content.metadata['encoding']} (not UTF-8, no byte-order mark)"
+                scan.notes.append(FileProblem(str(path), note, skipped=True))
         else:
             (scan.skipped if outcome.skipped else scan.failures).append(outcome)
     return scan

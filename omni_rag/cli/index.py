@@ -33,6 +33,7 @@ class IndexReport:
         unchanged: Files already in the collection (same content), not embedded again.
         duplicates: (file, earlier file of this run with the same content): stored once.
         skipped: Files that are not media or text.
+        notes: Files indexed with a remark (text decoded in a guessed encoding).
         failures: Missing paths and files that could not be read or embedded, with reasons.
         seconds: Wall time of the embedding phase.
     """
@@ -41,6 +42,7 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)
+    notes: list[FileProblem] = field(default_factory=list)
     failures: list[FileProblem] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -58,7 +60,7 @@ def index_scan(
     Raises:
         ModelMismatchError: The collection holds another model's vectors (checked before any work).
     """
-    report = IndexReport(skipped=list(scan.skipped), failures=list(scan.failures))
+    report = IndexReport(skipped=list(scan.skipped), failures=list(scan.failures), notes=list(scan.notes))
     start = time.perf_counter()
     retriever.check_model()
     bar = tqdm(

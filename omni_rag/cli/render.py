@@ -126,6 +126,9 @@ def render_index_report(report: IndexReport, *, collection: str, total: int) -> 
     if report.duplicates:
         lines.append("duplicates (same content as a file indexed before them; stored once, at that path):")
         lines += [f"  {display_path(copy)} = {display_path(first)}" for copy, first in report.duplicates]
+    if report.notes:
+        lines.append("indexed, please check:")
+        lines += [f"  {display_path(p.path)}: {_printable(p.reason)}" for p in report.notes]
     if report.skipped:
         lines.append("skipped (not media or text):")
         lines += [f"  {display_path(p.path)}: {_printable(p.reason)}" for p in report.skipped]

@@ -6,7 +6,6 @@ extensions lie (``.mp4`` audio-only exports, ``.mp3`` with cover art, ``.txt`` r
 
 from __future__ import annotations
 
-import codecs
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -14,7 +13,9 @@ from typing import Literal
 import av
 import PIL.Image
 
+from omni_rag.errors import MediaError
 from omni_rag.media.fetch import local_file
+from omni_rag.media.text import decode_text
 
 MediaKind = Literal["image", "audio", "video", "text", "unknown"]
 _TEXT_PROBE_BYTES = 64 * 1024
@@ -52,11 +53,11 @@ def _probe_image(path: os.PathLike[str]) -> MediaInfo | None:
 def _is_text(path: os.PathLike[str]) -> bool:
     with open(path, "rb") as f:
         head = f.read(_TEXT_PROBE_BYTES)
-    if not head or b"\x00" in head:
+    if not head:
         return False
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # tolerate a cut multibyte char
-    except UnicodeDecodeError:
+        decode_text(head, partial=True)  # tolerates a multi-byte character cut by the probe
+    except MediaError:
         return False
     return True
 
