@@ -30,3 +30,21 @@ def test_copies_are_reported_once_stored_and_odd_names_stay_on_one_line(
     with OmniStore("docs", path=str(store)) as s:
         assert s.count() == 1
         assert s.count(filter={"source": str(folder / "a.png")}) == 1
+
+
+def test_bad_queries_fail_before_the_store_or_model_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = make_image(tmp_path / "p.png")
+    corrupt = make_corrupt(tmp_path / "broken.png")
+    base = ["-c", "docs", "--store", str(tmp_path / "none"), "--model", "/no/such/model"]
+    cases = {
+        "the query text is empty": ["search", "  ", *base],
+        "cannot read it|holds nothing decodable": ["search", "--image", str(corrupt), *base],
+        "holds a image file, no audio": ["search", "--audio", str(image), *base],
+        "no such file": ["search", "--video", str(tmp_path / "missing.mp4"), *base],
+    }
+    for message, argv in cases.items():
+        assert main(argv) == 2, argv  # not 3 (no store there) nor 6 (no model there)
+        err = capsys.readouterr().err
+        assert any(part in err for part in message.split("|")), err

@@ -40,17 +40,41 @@ def parse_streams(value: str | None) -> list[str] | None:
 def build_query(
     text: str | None = None, *, image: str | None = None, audio: str | None = None, video: str | None = None
 ) -> Content:
-    """The query item; media files must exist (checked now, not after the model has loaded).
+    """The query item, checked now rather than after the model has loaded (seconds to minutes).
 
     Raises:
-        CliError: ``USAGE`` when nothing is given or a file is missing.
+        CliError: ``USAGE`` when nothing is given, the text is blank, or a media file is missing,
+            unreadable or holds no stream of its flag's kind.
     """
-    for flag, value in (("--image", image), ("--audio", audio), ("--video", video)):
-        if value is not None and not Path(value).is_file():
-            raise CliError(f"{flag} {value}: no such file", ExitCode.USAGE)
     if text is None and image is None and audio is None and video is None:
         raise CliError("give a query: QUERY text and/or --image/--audio/--video FILE", ExitCode.USAGE)
+    if text is not None and not text.strip():
+        raise CliError("the query text is empty", ExitCode.USAGE)
+    for flag, value in (("--image", image), ("--audio", audio), ("--video", video)):
+        if value is not None:
+            _check_query_file(flag, value)
     return Content(text=text, image=image, audio=audio, video=video)
+
+
+def _check_query_file(flag: str, value: str) -> None:
+    from omni_rag.errors import MediaError
+    from omni_rag.media import load_image, probe  # imports torch: seconds, far less than the model
+
+    if not Path(value).is_file():
+        raise CliError(f"{flag} {value}: no such file", ExitCode.USAGE)
+    try:
+        info = probe(value)
+    except (MediaError, OSError) as error:
+        raise CliError(f"{flag} {value}: cannot read it: {error}", ExitCode.USAGE) from error
+    if flag == "--image":  # FFmpeg "probes" random bytes named .png as an image: decode it
+        try:
+            load_image(value)
+        except MediaError as error:
+            raise CliError(f"{flag} {value}: cannot read it: {error}", ExitCode.USAGE) from error
+    fits = {"--image": info.kind == "image", "--audio": info.has_audio, "--video": info.has_video}
+    if not fits[flag]:
+        found = "nothing decodable" if info.kind == "unknown" else f"a {info.kind} file"
+        raise CliError(f"{flag} {value}: holds {found}, no {flag[2:]} to embed", ExitCode.USAGE)
 
 
 def search(
