@@ -171,6 +171,31 @@ class _AudioTrack:
             where = "" if pos is None else f" at {pos / self.sample_rate:.2f} s"
             raise MediaError(f"audio decode failed{where}: {e}") from e
 
+    def declared_seconds(self) -> float | None:
+        """The length the file's header declares (a WAV's data size, a container's duration)."""
+        wav = _wav_declared_seconds(self.path)
+        if wav is not None:  # FFmpeg derives a WAV's duration from the file size, not the header
+            return wav
+        if self.stream.duration:
+            return float(self.stream.duration * self.time_base)
+        if self.container.duration:
+            return float(self.container.duration / av.time_base)
+        return None
+
+    def check_complete(self, decoded_to_s: float, end_s: float | None) -> None:
+        """Raise when decoding stopped well before what the header declares: a truncated file.
+
+        The tolerance (5%, at least half a second) absorbs estimated durations (VBR mp3).
+        """
+        declared = self.declared_seconds()
+        if declared is None:
+            return
+        expected = declared if end_s is None else min(declared, end_s)
+        if decoded_to_s < expected - max(0.5, 0.05 * expected):
+            raise MediaError(
+                f"truncated audio: the file declares {declared:.2f} s but only {decoded_to_s:.2f} s decode"
+            )
+
     def read(self, start: int, count: int | None) -> np.ndarray:
         """Native-rate mono samples ``[start, start + count)`` (to the end when ``count`` is None)."""
         parts: list[np.ndarray] = []
@@ -183,6 +208,27 @@ class _AudioTrack:
             if end >= stop:
                 break
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _wav_declared_seconds(path: Path) -> float | None:
+    """Seconds of audio a RIFF/WAVE header declares (its ``data`` chunk size), or ``None``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, rate, align = 12, 0, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 20 <= len(head):
+            rate = int.from_bytes(head[pos + 12 : pos + 16], "little")
+            align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        elif chunk == b"data":
+            return size / (rate * align) if rate and align and size < 0xFFFFFFFF else None
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def _check_waveform(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -254,6 +300,7 @@ def load_audio(src: AudioSource, *, start_s: float | None = None, end_s: float |
                 if start_s is None
                 else f"audio window starting at {start_s} s is empty"
             )
+        track.check_complete((first + native.size) / track.sample_rate, end_s)
         return _resample(native, track.sample_rate)
 
 
