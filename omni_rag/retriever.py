@@ -6,25 +6,38 @@ LangChain retrievers and the CLI are thin layers over it.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from omni_rag.content import Content, ItemLike, as_content
+from omni_rag.content import Content, ItemLike
 from omni_rag.errors import ItemFailure, OmniError, OmniInputError
-from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy, plan_item
+from omni_rag.indexing import (
+    ADD_CHUNK,
+    LocalCopies,
+    Plan,
+    PlannedPoint,
+    chunk_points,
+    content_id,
+    delete_stale,
+    drop_unchanged,
+    embed_chunk,
+    plan_items,
+    resolve_policy,
+    source_of,
+    write_chunk,
+)
+from omni_rag.segments import SegmentPolicy
 from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
 
 if TYPE_CHECKING:
     from omni_rag.embedder import OmniEmbedder
 
-#: Items embedded and written per round trip in :meth:`OmniRetriever.add`.
-ADD_CHUNK = 32
+__all__ = ["ADD_CHUNK", "AddResult", "ModelMismatchError", "OmniRetriever", "content_id", "source_of"]
 
 
 class ModelMismatchError(OmniError):
@@ -52,44 +65,6 @@ class AddResult:
     added_items: list[int] = field(default_factory=list)
     unchanged_items: list[int] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)
-
-
-def content_id(item: Content) -> str:
-    """A stable id from what an item holds: file bytes for paths, raw bytes for arrays.
-
-    Re-adding the same file under another name is a no-op; editing it gives a new id.
-    """
-    digest = hashlib.sha256()
-    for name in ("text", "image", "audio", "video"):
-        value = getattr(item, name)
-        if value is None:
-            continue
-        digest.update(name.encode())
-        if isinstance(value, str) and name == "text":
-            digest.update(value.encode())
-        elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-            with open(value, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        elif isinstance(value, (str, os.PathLike)):
-            digest.update(os.fspath(value).encode())  # a URL: identified by its address
-        elif hasattr(value, "tobytes"):
-            digest.update(np.asarray(value).tobytes())
-        elif hasattr(value, "numpy"):
-            digest.update(value.detach().cpu().numpy().tobytes())
-        else:
-            digest.update(value.tobytes() if hasattr(value, "tobytes") else repr(value).encode())
-    digest.update(f"{item.start_s}:{item.end_s}".encode())
-    return digest.hexdigest()[:32]
-
-
-def source_of(item: Content) -> str | None:
-    """The file or URL a point came from: its video, else audio, else image, when given as a path."""
-    for name in ("video", "audio", "image"):
-        value = getattr(item, name)
-        if isinstance(value, (str, os.PathLike)):
-            return os.fspath(value)
-    return None
 
 
 class OmniRetriever:
@@ -187,119 +162,24 @@ class OmniRetriever:
             _check_ids(ids, len(items))
         if metadata is not None and len(metadata) != len(items):
             raise ValueError(f"{len(metadata)} metadata entries for {len(items)} items")
-        if isinstance(segment, SegmentPolicy):
-            policy: SegmentPolicy | None = segment
-        elif segment is True:
-            policy = DEFAULT_POLICY
-        elif segment is False or segment is None:
-            policy = None
-        else:
-            raise TypeError(f"segment must be a SegmentPolicy, True, False or None, got {segment!r}")
+        policy = resolve_policy(segment)
         self.check_model()
-        result = AddResult()
-        # (item index, content to embed, point id, seconds of media or None, (item id, segments) or None)
-        rows: list[tuple[int, Content, str, float | None, tuple[str, int] | None]] = []
-        planned: set[int] = set()
-        first_of: dict[str, int] = {}
-        for index, item in enumerate(items):
-            try:
-                content = as_content(item, index)
-                item_id = ids[index] if ids is not None else content_id(content)
-                if item_id in first_of:  # the same file at two paths: one point, at the first path
-                    result.duplicates[index] = first_of[item_id]
-                    continue
-                plan = plan_item(content, policy=policy, index=index)
-            except OmniInputError as error:
-                if errors != "skip":
-                    raise
-                result.failures.append(ItemFailure.from_error(error))
-                continue
-            first_of[item_id] = index
-            planned.add(index)
-            if not plan.segmented:
-                rows.append((index, content, item_id, plan.duration_s, None))
-                continue
-            for k, part in enumerate(plan.segments):
-                assert part.start_s is not None and part.end_s is not None
-                seconds = part.end_s - part.start_s
-                rows.append((index, part, f"{item_id}#{k}", seconds, (item_id, len(plan.segments))))
-        if not overwrite and rows:
-            existing = self.store.get([row[2] for row in rows])
-            pending = []
-            for row, point in zip(rows, existing, strict=True):
-                content, segmented = row[1], row[4] is not None
-                same_range = point is not None and (
-                    not segmented
-                    or (
-                        point.payload.get("start_s") == content.start_s
-                        and point.payload.get("end_s") == content.end_s
-                    )
-                )
-                if same_range:
-                    result.unchanged.append(row[2])
-                else:
-                    pending.append(row)
-            rows = pending
-        if rows and not self.store.get_info().get("model_id"):
-            self.store.set_info(self.model_info())
-        # Chunks: at most ADD_CHUNK items and one window of timed media (a longer item goes alone).
-        budget = (policy or DEFAULT_POLICY).window_s
-        chunks: list[list[tuple[int, Content, str, float | None, tuple[str, int] | None]]] = []
-        seconds_in_chunk = 0.0
-        for row in rows:
-            weight = 0.0  # text and images: bounded by ADD_CHUNK alone
-            if row[1].audio is not None or row[1].video is not None:
-                # unknown length: alone when segmenting (it may be long); as before when not
-                weight = row[3] if row[3] is not None else (budget if policy is not None else 0.0)
-            if not chunks or len(chunks[-1]) >= ADD_CHUNK or seconds_in_chunk + weight > budget:
-                chunks.append([])
-                seconds_in_chunk = 0.0
-            chunks[-1].append(row)
-            seconds_in_chunk += weight
-        for chunk in chunks:
-            embedded = self.embedder.embed_document_streams([row[1] for row in chunk], errors="skip")
-            for failure in embedded.failures:
-                original = chunk[failure.index][0]
-                located = ItemFailure(index=original, field=failure.field, reason=failure.reason)
-                if errors != "skip":
-                    raise OmniInputError(located.reason, index=located.index, field=located.field)
-                result.failures.append(located)
-            write_ids, vectors, payloads = [], [], []
-            for (index, content, point_id, _, _), streams in zip(chunk, embedded.embeddings, strict=True):
-                if streams is None:
-                    continue
-                extra = dict(content.metadata)
-                if metadata is not None and metadata[index]:
-                    extra.update(metadata[index] or {})
-                write_ids.append(point_id)
-                vectors.append(streams)
-                payloads.append(self._payload(content, extra))
-            self.store.upsert(write_ids, vectors, payloads)
-            result.added.extend(write_ids)
-        # Segments past the end of a new plan (an item re-added with another policy) are stale.
-        for item_id, count in dict.fromkeys(row[4] for row in rows if row[4] is not None):
-            k = count
-            while stale := [p.id for p in self.store.get([f"{item_id}#{j}" for j in range(k, k + 64)]) if p]:
-                self.store.delete(stale)
-                k += 64
-        result.failures.sort(key=lambda f: f.index)
-        failed = {f.index for f in result.failures}
-        written = set(result.added)
-        result.added_items = sorted({row[0] for row in rows if row[2] in written} - failed)
-        result.unchanged_items = sorted(planned - failed - {row[0] for row in rows})
-        return result
-
-    @staticmethod
-    def _payload(content: Content, metadata: dict[str, Any]) -> dict[str, Any]:
-        if content.text is not None:
-            metadata.setdefault("text", content.text)
-        return {
-            "source": source_of(content),
-            "start_s": content.start_s,
-            "end_s": content.end_s,
-            "segment_index": metadata.pop("segment_index", None),
-            "metadata": metadata,
-        }
+        with ExitStack() as downloads:
+            plan = plan_items(items, ids, policy, errors=errors, copies=LocalCopies(downloads))
+            pending, unchanged = (
+                (list(plan.points), []) if overwrite else drop_unchanged(self.store, plan.points)
+            )
+            if pending and not self.store.get_info().get("model_id"):
+                self.store.set_info(self.model_info())
+            result = AddResult(unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates)
+            written: list[PlannedPoint] = []
+            for chunk in chunk_points(pending, policy):
+                done, failures = embed_chunk(self.embedder, chunk, errors=errors)
+                result.failures.extend(failures)
+                result.added.extend(write_chunk(self.store, done, metadata))
+                written.extend(e.point for e in done)
+        delete_stale(self.store, written)
+        return _summarise(result, plan, pending)
 
     # -- searching --------------------------------------------------------------------------------
 
@@ -353,6 +233,16 @@ class OmniRetriever:
             limit=limit,
             filter=filter,
         )
+
+
+def _summarise(result: AddResult, plan: Plan, pending: Sequence[PlannedPoint]) -> AddResult:
+    """Per-item outcome: added (a point written), unchanged (all stored already), or failed."""
+    result.failures.sort(key=lambda f: f.index)
+    failed = {f.index for f in result.failures}
+    written = set(result.added)
+    result.added_items = sorted({p.item_index for p in pending if p.point_id in written} - failed)
+    result.unchanged_items = sorted(plan.planned_items - failed - {p.item_index for p in pending})
+    return result
 
 
 def _check_k(k: object) -> int:

@@ -143,3 +143,42 @@ def test_search_k_must_be_positive(retriever: OmniRetriever, k: object) -> None:
     with pytest.raises(ValueError, match="k must be a positive int"):
         retriever.search_grouped("lava", k=k)  # type: ignore[arg-type]
     assert len(retriever.search("lava", k=1)) == 1
+
+
+def test_a_url_is_downloaded_once_for_all_its_segments_and_streams(
+    embedder: OmniEmbedder, media_dir: Path, tmp_path: Path
+) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from omni_rag.segments import SegmentPolicy
+    from omni_rag.testing_media import make_video
+
+    make_video(tmp_path / "talk.mp4", seconds=6.0, audio=True)
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/talk.mp4"
+        store = OmniStore("urls")
+        result = OmniRetriever(embedder, store).add(
+            [Content(video=url, audio=url)], segment=SegmentPolicy(window_s=2, min_segment_s=1)
+        )
+        assert len(result.added) == 3 and not result.failures
+        assert requests == ["/talk.mp4"]  # one download for 3 segments x 2 streams
+        points = store.get(result.added)
+        assert all(p is not None and p.payload["source"] == url for p in points)  # the URL, not a temp file
+    finally:
+        server.shutdown()

@@ -307,4 +307,11 @@ def test_re_adding_is_a_no_op_and_a_new_plan_replaces_stale_segments(
     assert other.add([Content(audio=wave)], ids=["w"], segment=False).added == [
         "w"
     ]  # unsegmented: the plain id
+    assert store.get(["w#0", "w#1"]) == [None, None]  # and the segments it replaces are gone
+    assert store.count() == 1
+    assert other.add([Content(audio=wave)], ids=["w"], segment=SegmentPolicy(window_s=20)).added == [
+        "w#0",
+        "w#1",
+    ]
+    assert store.get(["w"]) == [None] and store.count() == 2  # segmented again: the whole point goes
     store.close()

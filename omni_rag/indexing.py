@@ -1,0 +1,300 @@
+"""The steps of :meth:`OmniRetriever.add <omni_rag.retriever.OmniRetriever.add>`, each usable alone.
+
+content -> :func:`plan_items` (ids, segments; no model, no store) -> :func:`drop_unchanged` (store
+lookup) -> :func:`chunk_points` (bounded media per forward pass) -> :func:`embed_chunk` (model only)
+-> :func:`write_chunk` (store only) -> :func:`delete_stale` (old segments or points of re-planned
+items). Planning needs neither the model nor the store, embedding never touches the store, so a
+pipeline can plan on one machine, embed on others and write in one place and still produce the
+points, ids and payloads a single-process run does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omni_rag.content import Content, ItemLike, as_content
+from omni_rag.errors import ItemFailure, MediaError, OmniInputError
+from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy, plan_item
+from omni_rag.store import OmniStore
+
+if TYPE_CHECKING:
+    from omni_rag.embedder import OmniEmbedder
+
+#: Items embedded and written per round trip.
+ADD_CHUNK = 32
+#: Segment ids probed per store round trip when deleting stale segments.
+_PROBE = 64
+_MEDIA_FIELDS = ("image", "audio", "video")
+
+
+@dataclass(frozen=True)
+class SegmentOf:
+    """The item a segment belongs to and how many segments its plan has."""
+
+    item_id: str
+    count: int
+
+
+@dataclass(frozen=True)
+class PlannedPoint:
+    """One point to write: a whole item, or one segment of a long one.
+
+    Attributes:
+        item_index: Position of the item in the caller's list.
+        content: What is embedded (downloaded URLs replaced by local copies).
+        point_id: The caller-visible id (``<item id>#<k>`` for segments).
+        seconds: Seconds of audio/video it holds, when known (bounds a chunk's memory).
+        source: The file or URL recorded as the point's ``source``.
+        segment_of: Set for segments of a long recording.
+    """
+
+    item_index: int
+    content: Content
+    point_id: str
+    seconds: float | None
+    source: str | None
+    segment_of: SegmentOf | None = None
+
+
+@dataclass
+class Plan:
+    """What :func:`plan_items` made of a list of items."""
+
+    points: list[PlannedPoint] = field(default_factory=list)
+    planned_items: set[int] = field(default_factory=set)
+    failures: list[ItemFailure] = field(default_factory=list)
+    duplicates: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddedPoint:
+    """A planned point with its stream vectors."""
+
+    point: PlannedPoint
+    vectors: dict[str, np.ndarray]
+
+
+def content_id(item: Content) -> str:
+    """A stable id from what an item holds: file bytes for paths, raw bytes for arrays.
+
+    Re-adding the same file under another name is a no-op; editing it gives a new id.
+    """
+    digest = hashlib.sha256()
+    for name in ("text", *_MEDIA_FIELDS):
+        value = getattr(item, name)
+        if value is None:
+            continue
+        digest.update(name.encode())
+        if isinstance(value, str) and name == "text":
+            digest.update(value.encode())
+        elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+            with open(value, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        elif isinstance(value, (str, os.PathLike)):
+            digest.update(os.fspath(value).encode())  # a URL: identified by its address
+        elif hasattr(value, "numpy") and not hasattr(value, "tobytes"):
+            digest.update(value.detach().cpu().numpy().tobytes())
+        elif hasattr(value, "tobytes"):
+            digest.update(np.asarray(value).tobytes())
+        else:
+            digest.update(repr(value).encode())
+    digest.update(f"{item.start_s}:{item.end_s}".encode())
+    return digest.hexdigest()[:32]
+
+
+def source_of(item: Content) -> str | None:
+    """The file or URL a point came from: its video, else audio, else image, when given as a path."""
+    for name in ("video", "audio", "image"):
+        value = getattr(item, name)
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+    return None
+
+
+class LocalCopies:
+    """Downloads each URL an add names once, for every segment and stream that reads it."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._paths: dict[str, str] = {}
+
+    def localize(self, content: Content, index: int) -> Content:
+        """``content`` with URL media replaced by local copies (deleted when the add ends)."""
+        from omni_rag.media.fetch import is_url, local_file
+
+        changes: dict[str, str] = {}
+        for name in _MEDIA_FIELDS:
+            value = getattr(content, name)
+            if isinstance(value, str) and is_url(value):
+                if value not in self._paths:
+                    try:
+                        self._paths[value] = str(self._stack.enter_context(local_file(value)))
+                    except MediaError as error:
+                        raise OmniInputError(str(error), index=index, field=name) from error
+                changes[name] = self._paths[value]
+        return replace(content, **changes) if changes else content  # type: ignore[arg-type]
+
+
+def resolve_policy(segment: SegmentPolicy | bool | None) -> SegmentPolicy | None:
+    """``True`` -> the default policy, ``False``/``None`` -> never cut, a policy -> itself."""
+    if isinstance(segment, SegmentPolicy):
+        return segment
+    if segment is True:
+        return DEFAULT_POLICY
+    if segment is False or segment is None:
+        return None
+    raise TypeError(f"segment must be a SegmentPolicy, True, False or None, got {segment!r}")
+
+
+def plan_items(
+    items: Sequence[ItemLike],
+    ids: Sequence[str] | None,
+    policy: SegmentPolicy | None,
+    *,
+    errors: str = "raise",
+    copies: LocalCopies | None = None,
+) -> Plan:
+    """Ids, sources and segments of every item; needs neither the model nor the store.
+
+    Items with the same content (or id) as an earlier one in the list are recorded in
+    :attr:`Plan.duplicates` and planned once, at the first item's source.
+    """
+    plan = Plan()
+    first_of: dict[str, int] = {}
+    for index, item in enumerate(items):
+        try:
+            content = as_content(item, index)
+            item_id = ids[index] if ids is not None else content_id(content)
+            if item_id in first_of:
+                plan.duplicates[index] = first_of[item_id]
+                continue
+            source = source_of(content)
+            local = copies.localize(content, index) if copies is not None else content
+            item_plan = plan_item(local, policy=policy, index=index)
+        except OmniInputError as error:
+            if errors != "skip":
+                raise
+            plan.failures.append(ItemFailure.from_error(error))
+            continue
+        first_of[item_id] = index
+        plan.planned_items.add(index)
+        if not item_plan.segmented:
+            plan.points.append(PlannedPoint(index, local, item_id, item_plan.duration_s, source))
+            continue
+        parent = SegmentOf(item_id, len(item_plan.segments))
+        for k, part in enumerate(item_plan.segments):
+            assert part.start_s is not None and part.end_s is not None
+            seconds = part.end_s - part.start_s
+            plan.points.append(PlannedPoint(index, part, f"{item_id}#{k}", seconds, source, parent))
+    return plan
+
+
+def drop_unchanged(store: OmniStore, points: Sequence[PlannedPoint]) -> tuple[list[PlannedPoint], list[str]]:
+    """Points still to embed, and the ids already stored with the same time range."""
+    if not points:
+        return [], []
+    existing = store.get([p.point_id for p in points])
+    pending, unchanged = [], []
+    for point, stored in zip(points, existing, strict=True):
+        same = stored is not None and (
+            point.segment_of is None
+            or (
+                stored.payload.get("start_s") == point.content.start_s
+                and stored.payload.get("end_s") == point.content.end_s
+            )
+        )
+        (unchanged.append(point.point_id) if same else pending.append(point))
+    return pending, unchanged
+
+
+def chunk_points(points: Sequence[PlannedPoint], policy: SegmentPolicy | None) -> list[list[PlannedPoint]]:
+    """Chunks of at most :data:`ADD_CHUNK` points and one window of timed media (a longer item alone)."""
+    budget = (policy or DEFAULT_POLICY).window_s
+    chunks: list[list[PlannedPoint]] = []
+    seconds_in_chunk = 0.0
+    for point in points:
+        weight = 0.0  # text and images: bounded by ADD_CHUNK alone
+        if point.content.audio is not None or point.content.video is not None:
+            # unknown length: alone when segmenting (it may be long); as before when not
+            weight = point.seconds if point.seconds is not None else (budget if policy is not None else 0.0)
+        if not chunks or len(chunks[-1]) >= ADD_CHUNK or seconds_in_chunk + weight > budget:
+            chunks.append([])
+            seconds_in_chunk = 0.0
+        chunks[-1].append(point)
+        seconds_in_chunk += weight
+    return chunks
+
+
+def embed_chunk(
+    embedder: OmniEmbedder, chunk: Sequence[PlannedPoint], *, errors: str = "raise"
+) -> tuple[list[EmbeddedPoint], list[ItemFailure]]:
+    """Stream vectors of a chunk; failures carry the caller's item index. Never touches a store."""
+    embedded = embedder.embed_document_streams([p.content for p in chunk], errors="skip")
+    failures = []
+    for failure in embedded.failures:
+        located = ItemFailure(
+            index=chunk[failure.index].item_index, field=failure.field, reason=failure.reason
+        )
+        if errors != "skip":
+            raise OmniInputError(located.reason, index=located.index, field=located.field)
+        failures.append(located)
+    done = [
+        EmbeddedPoint(point, dict(streams))
+        for point, streams in zip(chunk, embedded.embeddings, strict=True)
+        if streams is not None
+    ]
+    return done, failures
+
+
+def payload_of(point: PlannedPoint, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stored payload: source, time range, segment index and user metadata (text included)."""
+    extra = dict(point.content.metadata)
+    extra.update(metadata or {})
+    if point.content.text is not None:
+        extra.setdefault("text", point.content.text)
+    return {
+        "source": point.source,
+        "start_s": point.content.start_s,
+        "end_s": point.content.end_s,
+        "segment_index": extra.pop("segment_index", None),
+        "metadata": extra,
+    }
+
+
+def write_chunk(
+    store: OmniStore, done: Sequence[EmbeddedPoint], metadata: Sequence[Mapping[str, Any] | None] | None
+) -> list[str]:
+    """Upsert embedded points; returns their ids. Store errors propagate: the caller stops."""
+    if not done:
+        return []
+    store.upsert(
+        [e.point.point_id for e in done],
+        [e.vectors for e in done],
+        [payload_of(e.point, metadata[e.point.item_index] if metadata else None) for e in done],
+    )
+    return [e.point.point_id for e in done]
+
+
+def delete_stale(store: OmniStore, written: Sequence[PlannedPoint]) -> None:
+    """Remove what an item's new plan replaced: segments past its new end, its old single point
+    when it is now segmented, and all its old segments when it is now one point."""
+    whole = [p.point_id for p in written if p.segment_of is None]
+    parents = {p.segment_of.item_id: p.segment_of.count for p in written if p.segment_of is not None}
+    if parents:
+        store.delete([i for i, p in zip(parents, store.get(list(parents)), strict=True) if p is not None])
+    # one round trip tells which whole items were segmented before
+    segmented_before = [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p]
+    for item_id, first in [*parents.items(), *((i, 0) for i in segmented_before)]:
+        k = first
+        while stale := [p.id for p in store.get([f"{item_id}#{j}" for j in range(k, k + _PROBE)]) if p]:
+            store.delete(stale)
+            k += _PROBE
