@@ -21,13 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omni_rag import Content
-from omni_rag.cli import CliError, quiet_libraries
-from omni_rag.cli.connect import open_store
-from omni_rag.cli.files import scan_paths
-from omni_rag.cli.index import index_scan
-from omni_rag.cli.model import load_embedder
-from omni_rag.cli.render import display_path, hit_source, render_hits, render_index_report
-from omni_rag.cli.search import search
+from omni_rag.cli import (
+    CliError,
+    display_path,
+    hit_source,
+    index_scan,
+    load_embedder,
+    open_store,
+    quiet_libraries,
+    render_hits,
+    render_index_report,
+    scan_paths,
+    search_hits,
+)
 from omni_rag.retriever import ModelMismatchError, OmniRetriever
 from omni_rag.store import OmniStore
 
@@ -130,7 +136,7 @@ def run(model: str | None, store_path: str, device: str | None) -> int:
         retriever = index_corpus(OmniRetriever(embedder, store), store_path)
         store = retriever.store
         for item in demo_queries():
-            hits = search(retriever, item.query, k=10, streams=item.streams)
+            hits = search_hits(retriever, item.query, k=10, streams=item.streams)
             print(f"\n== {item.title}")
             print(render_hits(hits[:SHOWN]))
             print(f"   expected {item.expect}: {rank_of(item.expect, [hit_source(h) for h in hits])}")

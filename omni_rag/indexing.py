@@ -22,6 +22,7 @@ import numpy as np
 
 from omni_rag.content import Content, ItemLike, as_content
 from omni_rag.errors import ItemFailure, MediaError, OmniInputError
+from omni_rag.modalities import MEDIA_FIELDS, SOURCE_ORDER
 from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy, plan_item
 from omni_rag.store import OmniStore
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 ADD_CHUNK = 32
 #: Segment ids probed per store round trip when deleting stale segments.
 _PROBE = 64
-_MEDIA_FIELDS = ("image", "audio", "video")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def content_id(item: Content) -> str:
     Re-adding the same file under another name is a no-op; editing it gives a new id.
     """
     digest = hashlib.sha256()
-    for name in ("text", *_MEDIA_FIELDS):
+    for name in ("text", *MEDIA_FIELDS):
         value = getattr(item, name)
         if value is None:
             continue
@@ -113,7 +113,7 @@ def content_id(item: Content) -> str:
 
 def source_of(item: Content) -> str | None:
     """The file or URL a point came from: its video, else audio, else image, when given as a path."""
-    for name in ("video", "audio", "image"):
+    for name in SOURCE_ORDER:
         value = getattr(item, name)
         if isinstance(value, (str, os.PathLike)):
             return os.fspath(value)
@@ -132,7 +132,7 @@ class LocalCopies:
         from omni_rag.media.fetch import is_url, local_file
 
         changes: dict[str, str] = {}
-        for name in _MEDIA_FIELDS:
+        for name in MEDIA_FIELDS:
             value = getattr(content, name)
             if isinstance(value, str) and is_url(value):
                 if value not in self._paths:

@@ -13,11 +13,57 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
+from omni_rag.cli.options import model_options, store_options
 from omni_rag.store import FUSION_MODES
 
-__all__ = ["CliError", "ExitCode", "build_parser", "main", "quiet_libraries"]
+#: The helpers a program driving omni-rag like the CLI needs (``examples/demo.py`` uses them),
+#: imported on first use so ``omni-rag --help`` never pays for torch.
+_PUBLIC = {
+    "open_store": "omni_rag.cli.connect",
+    "scan_paths": "omni_rag.cli.files",
+    "index_scan": "omni_rag.cli.index",
+    "load_embedder": "omni_rag.cli.model",
+    "display_path": "omni_rag.cli.render",
+    "hit_source": "omni_rag.cli.render",
+    "render_hits": "omni_rag.cli.render",
+    "render_index_report": "omni_rag.cli.render",
+    "search_hits": "omni_rag.cli.search",  # ``search`` would be shadowed by the submodule
+}
+
+__all__ = [
+    "CliError",
+    "ExitCode",
+    "build_parser",
+    "display_path",
+    "hit_source",
+    "index_scan",
+    "load_embedder",
+    "main",
+    "open_store",
+    "quiet_libraries",
+    "render_hits",
+    "render_index_report",
+    "scan_paths",
+    "search_hits",
+]
+
+if TYPE_CHECKING:
+    from omni_rag.cli.connect import open_store
+    from omni_rag.cli.files import scan_paths
+    from omni_rag.cli.index import index_scan
+    from omni_rag.cli.model import load_embedder
+    from omni_rag.cli.render import display_path, hit_source, render_hits, render_index_report
+    from omni_rag.cli.search import search as search_hits
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), "search" if name == "search_hits" else name)
+    raise AttributeError(f"module 'omni_rag.cli' has no attribute {name!r}")
+
 
 #: Module and function that run each command.
 _COMMANDS = {
@@ -28,31 +74,6 @@ _COMMANDS = {
     "migrate": ("omni_rag.cli.migrate", "run_migrate"),
     "verify": ("omni_rag.cli.verify", "run_verify"),
 }
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--collection", "-c", required=True, help="Qdrant collection name")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--store", metavar="PATH", help="embedded Qdrant folder (default: ./.omni-rag)")
-    where.add_argument("--url", help="Qdrant server URL instead of an embedded folder")
-    parser.add_argument("--api-key", help="Qdrant server API key")
-
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        "-m",
-        metavar="NAME_OR_PATH",
-        help="hub id or local folder (default: $OMNI_RAG_MODEL, else nvidia/omni-embed-nemotron-3b)",
-    )
-    parser.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: CUDA if available)")
-    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="items per forward pass")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        default=None,
-        help="allow a checkpoint that ships its own modelling code (official ids are trusted pinned)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     index.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (walked recursively)")
-    _store_options(index)
-    _model_options(index)
+    store_options(index)
+    model_options(index)
     index.add_argument(
         "--exclude",
         action="append",
@@ -99,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--video", metavar="FILE", help="query video (frames; add --audio FILE for its sound)"
     )
-    _store_options(search)
-    _model_options(search)
+    store_options(search)
+    model_options(search)
     search.add_argument(
         "--streams", metavar="LIST", help="comma list of text,image,audio,video (default: all)"
     )
@@ -114,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _store_options(info)
+    store_options(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     importlib.import_module("omni_rag.cli.eval").add_parser(commands)
     importlib.import_module("omni_rag.cli.verify").add_parser(commands)

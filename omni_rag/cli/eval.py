@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
+from omni_rag.cli.options import model_options
 
 if TYPE_CHECKING:
     from omni_rag.eval import Configuration, EvalDataset, Evaluation
@@ -24,7 +25,6 @@ _PAPER_SETS = ("FineVideo", "LPM")
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``eval`` subcommand to ``omni-rag``'s subparsers."""
-    from omni_rag.cli import _model_options  # here, not at import: omni_rag.cli imports this module
     from omni_rag.store import FUSION_MODES
 
     parser = commands.add_parser(
@@ -68,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     out.add_argument(
         "--compare", nargs=2, metavar=("A", "B"), help="diff two results files (nothing is embedded)"
     )
-    _model_options(parser)
+    model_options(parser)
 
 
 def parse_ks(value: str) -> tuple[int, ...]:

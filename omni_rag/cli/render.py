@@ -10,12 +10,11 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from omni_rag.cli.report import IndexReport
+from omni_rag.hits import STORE_FIELDS, hit_metadata, hit_origin
 from omni_rag.store import STREAMS, Hit
-
-if TYPE_CHECKING:
-    from omni_rag.cli.index import IndexReport
 
 #: Longest source shown in a table cell; longer ones keep their end (the file name).
 MAX_SOURCE_CHARS = 60
@@ -56,10 +55,8 @@ def _printable(text: str) -> str:
 
 
 def hit_source(hit: Hit) -> str:
-    """Where a hit came from: its media source, else the indexed file (text files), else its id."""
-    metadata = hit.payload.get("metadata") or {}
-    source = hit.source or metadata.get("path") or metadata.get("name")
-    return display_path(str(source)) if source else hit.id
+    """Where a hit came from (:func:`omni_rag.hits.hit_origin`), relative to here when below it."""
+    return display_path(hit_origin(hit))
 
 
 def _shorten(text: str, width: int) -> str:
@@ -93,26 +90,16 @@ def render_hits(hits: Sequence[Hit]) -> str:
 
 
 def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    """The ``--json`` form: one object per hit, best first, with the stored payload fields."""
+    """The ``--json`` form: one object per hit, best first, store fields and user ``metadata``.
+
+    The document text is left out (whole documents would swamp the output; ``path`` leads to them).
+    """
     out = []
     for rank, hit in enumerate(hits, start=1):
-        payload = hit.payload
-        metadata = dict(payload.get("metadata") or {})
-        metadata.pop("text", None)  # whole documents would swamp the output; "path" leads to them
-        out.append(
-            {
-                "rank": rank,
-                "id": hit.id,
-                "score": hit.score,
-                "stream_scores": dict(hit.stream_scores),
-                "source": hit.source or metadata.get("path"),
-                "modalities": list(payload.get("modalities") or []),
-                "start_s": payload.get("start_s"),
-                "end_s": payload.get("end_s"),
-                "segment_index": payload.get("segment_index"),
-                "metadata": metadata,
-            }
-        )
+        flat = hit_metadata(hit)
+        user = {k: v for k, v in flat.items() if k not in STORE_FIELDS}
+        fields = {k: flat[k] for k in STORE_FIELDS if k != "modality"}
+        out.append({"rank": rank, **fields, "source": hit.source or user.get("path"), "metadata": user})
     return out
 
 

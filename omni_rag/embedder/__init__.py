@@ -1,9 +1,10 @@
 """Model-side code, one job per module: loading, processing, batching, pooling, the API."""
 
 from omni_rag.checkpoints import DEFAULT_MODEL, OFFICIAL_REVISIONS
-from omni_rag.embedder.base import STREAMS, EmbeddingBackend, EmbedResult, PreparedItem, split_streams
+from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, PreparedItem, split_streams
 from omni_rag.embedder.embedder import OmniEmbedder
 from omni_rag.embedder.loading import ModelLoadError
+from omni_rag.modalities import STREAMS
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -22,7 +22,6 @@ Kind = Literal["query", "document"]
 ErrorPolicy = Literal["raise", "skip"]
 
 #: Stream names, one named vector each in the store.
-STREAMS: tuple[str, ...] = ("text", "image", "audio", "video")
 
 
 @dataclass

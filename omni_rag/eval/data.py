@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omni_rag.eval.errors import DataProblem, EvalDataError, EvalDataWarning, EvalError
+from omni_rag.modalities import MEDIA_FIELDS
 
-MEDIA_FIELDS = ("image", "audio", "video")
 _TEXT_FIELDS = ("text", "title")
 _ID_FIELDS = ("_id", "id")
 

@@ -211,58 +211,19 @@ def run_evaluation(
         raise EvalError(f"k_retrieve ({k_retrieve}) must be >= the largest cutoff ({max(ks, default=0)})")
     seconds: dict[str, float] = {}
     failures: list[str] = []
-    queries = dataset.judged_queries
-    if not queries:
+    if not dataset.judged_queries:
         raise EvalError("no judged query: qrels name none of the queries")
-
-    # which streams to embed: every stream a per-stream configuration may score
-    wanted: set[str] = set()
-    for config in chosen:
-        if not config.early_fusion:
-            wanted |= set(config.streams or STREAMS)
-    start = time.perf_counter()
-    streams_of = _embed_streams(embedder, dataset.corpus, wanted, errors, batch_size, progress, failures)
-    seconds["embed_corpus"] = time.perf_counter() - start
-
-    joint: dict[str, np.ndarray] = {}
-    if any(c.early_fusion for c in chosen):
-        start = time.perf_counter()
-        joint = _embed_joint(embedder, dataset.corpus, errors, batch_size, progress, failures)
-        seconds["embed_joint"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    query_vectors = _embed_queries(embedder, queries, errors, batch_size, failures)
-    seconds["embed_queries"] = time.perf_counter() - start
-
-    start = time.perf_counter()
+    embedded = _embed_all(embedder, dataset, chosen, errors, batch_size, progress, failures, seconds)
     owned = store is None
     streams_store = store if store is not None else OmniStore("omni-rag-eval", dim=embedder.dim)
     joint_store = streams_store.sibling(f"{streams_store.collection}__joint", dim=embedder.dim)
     try:
-        ids = [doc_id for doc_id, vectors in streams_of.items() if vectors]
-        streams_store.upsert(ids, [streams_of[i] for i in ids])
-        if joint:
-            joint_store.upsert(list(joint), [{JOINT_STREAM: v} for v in joint.values()])
+        start = time.perf_counter()
+        embedded.index(streams_store, joint_store)
         seconds["index"] = time.perf_counter() - start
-        present = {s for vectors in streams_of.values() for s in vectors}
-
-        results: dict[str, EvalResult] = {}
-        runs: dict[str, Run] = {}
-        skipped: dict[str, str] = {}
-        for config in chosen:
-            why = _why_skip(config, present, bool(joint))
-            if why is not None:
-                skipped[config.name] = why
-                continue
-            start = time.perf_counter()
-            if config.early_fusion:
-                run = _search(joint_store, query_vectors, (JOINT_STREAM,), "mean", k_retrieve)
-            else:
-                searched = config.streams or tuple(s for s in STREAMS if s in present)
-                run = _search(streams_store, query_vectors, searched, config.fusion, k_retrieve)
-            seconds[f"search:{config.name}"] = time.perf_counter() - start
-            runs[config.name] = run
-            results[config.name] = evaluate(run, dataset.qrels, cuts, missing="zero")
+        results, runs, skipped = _score_all(
+            chosen, embedded, streams_store, joint_store, dataset, cuts, k_retrieve, seconds
+        )
     finally:
         joint_store.close()
         if owned:
@@ -279,6 +240,86 @@ def run_evaluation(
         model_id=embedder.model_id,
         model_revision=embedder.revision,
     )
+
+
+@dataclass
+class _Embedded:
+    """Everything embedded once for a whole evaluation."""
+
+    streams_of: dict[str, dict[str, np.ndarray]]
+    joint: dict[str, np.ndarray]
+    queries: dict[str, np.ndarray]
+
+    @property
+    def present(self) -> set[str]:
+        return {s for vectors in self.streams_of.values() for s in vectors}
+
+    def index(self, streams_store: OmniStore, joint_store: OmniStore) -> None:
+        ids = [doc_id for doc_id, vectors in self.streams_of.items() if vectors]
+        streams_store.upsert(ids, [self.streams_of[i] for i in ids])
+        if self.joint:
+            joint_store.upsert(list(self.joint), [{JOINT_STREAM: v} for v in self.joint.values()])
+
+
+def _embed_all(
+    embedder: OmniEmbedder,
+    dataset: EvalDataset,
+    chosen: Sequence[Configuration],
+    errors: Literal["raise", "skip"],
+    batch_size: int | None,
+    progress: bool,
+    failures: list[str],
+    seconds: dict[str, float],
+) -> _Embedded:
+    """Corpus streams (only those a configuration scores), the joint vectors if asked, the queries."""
+    wanted: set[str] = set()
+    for config in chosen:
+        if not config.early_fusion:
+            wanted |= set(config.streams or STREAMS)
+    start = time.perf_counter()
+    streams_of = _embed_streams(embedder, dataset.corpus, wanted, errors, batch_size, progress, failures)
+    seconds["embed_corpus"] = time.perf_counter() - start
+    joint: dict[str, np.ndarray] = {}
+    if any(c.early_fusion for c in chosen):
+        start = time.perf_counter()
+        joint = _embed_joint(embedder, dataset.corpus, errors, batch_size, progress, failures)
+        seconds["embed_joint"] = time.perf_counter() - start
+    start = time.perf_counter()
+    queries = _embed_queries(embedder, dataset.judged_queries, errors, batch_size, failures)
+    seconds["embed_queries"] = time.perf_counter() - start
+    return _Embedded(streams_of, joint, queries)
+
+
+def _score_all(
+    chosen: Sequence[Configuration],
+    embedded: _Embedded,
+    streams_store: OmniStore,
+    joint_store: OmniStore,
+    dataset: EvalDataset,
+    cuts: tuple[int, ...],
+    k_retrieve: int,
+    seconds: dict[str, float],
+) -> tuple[dict[str, EvalResult], dict[str, Run], dict[str, str]]:
+    """Search and score each configuration; those the data cannot support are skipped, with why."""
+    results: dict[str, EvalResult] = {}
+    runs: dict[str, Run] = {}
+    skipped: dict[str, str] = {}
+    present = embedded.present
+    for config in chosen:
+        why = _why_skip(config, present, bool(embedded.joint))
+        if why is not None:
+            skipped[config.name] = why
+            continue
+        start = time.perf_counter()
+        if config.early_fusion:
+            run = _search(joint_store, embedded.queries, (JOINT_STREAM,), "mean", k_retrieve)
+        else:
+            searched = config.streams or tuple(s for s in STREAMS if s in present)
+            run = _search(streams_store, embedded.queries, searched, config.fusion, k_retrieve)
+        seconds[f"search:{config.name}"] = time.perf_counter() - start
+        runs[config.name] = run
+        results[config.name] = evaluate(run, dataset.qrels, cuts, missing="zero")
+    return results, runs, skipped
 
 
 def _resolve_configs(configs: Sequence[str | Configuration]) -> list[Configuration]:

@@ -12,11 +12,9 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-Stream = Literal["text", "image", "audio", "video"]
-"""Name of one modality stream; each is a named vector of the collection."""
+from omni_rag.modalities import STREAMS, Stream
 
-STREAMS: Final[tuple[Stream, ...]] = ("text", "image", "audio", "video")
-"""All streams, in the canonical order used for payloads and weights."""
+__all__ = ["STREAMS", "FusionMode", "Hit", "HitGroup", "PayloadKey", "StoredPoint", "Stream"]
 
 FusionMode = Literal["mean", "rrf", "dbsf", "max"]
 """How per-stream scores become one score: see :meth:`OmniStore.search`."""

@@ -11,45 +11,19 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from omni_rag import Content
+from omni_rag.hits import hit_metadata, hit_text
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.store import FusionMode, Hit
-
-_MEDIA = ("video", "audio", "image")
-
-
-def _describe(hit: Hit) -> str:
-    """A short description of a hit's media, e.g. ``[video: talk.mp4] [12.0s-24.0s]``."""
-    source = hit.source
-    if source is None:
-        return hit.id
-    modalities = set(hit.payload.get("modalities") or [])
-    media = {name: source for name in _MEDIA if name in modalities} or {"image": source}
-    return Content(**media, start_s=hit.payload.get("start_s"), end_s=hit.payload.get("end_s")).describe()
 
 
 def hit_to_document(hit: Hit) -> Document:
     """One search hit as a LangChain ``Document``.
 
-    ``page_content`` is the item's text, or a short description of its media; ``metadata`` holds
-    the user metadata plus ``id``, ``source``, ``modalities``, ``score``, ``stream_scores``,
-    ``start_s``, ``end_s`` and ``segment_index``.
+    ``page_content`` is the item's text, or a short description of its media; ``metadata`` is
+    :func:`omni_rag.hits.hit_metadata`: the user metadata plus ``id``, ``source``, ``modality``,
+    ``modalities``, ``score``, ``stream_scores``, ``start_s``, ``end_s`` and ``segment_index``.
     """
-    payload = hit.payload
-    user = dict(payload.get("metadata") or {})
-    text = user.pop("text", None)
-    metadata = {
-        **user,
-        "id": hit.id,
-        "source": hit.source,
-        "modalities": list(payload.get("modalities") or []),
-        "score": hit.score,
-        "stream_scores": dict(hit.stream_scores),
-        "start_s": payload.get("start_s"),
-        "end_s": payload.get("end_s"),
-        "segment_index": payload.get("segment_index"),
-    }
-    return Document(id=hit.id, page_content=text if text is not None else _describe(hit), metadata=metadata)
+    return Document(id=hit.id, page_content=hit_text(hit), metadata=hit_metadata(hit))
 
 
 class OmniRetriever(BaseRetriever):

@@ -14,6 +14,7 @@ from omni_rag.embedder.loading import LoadOptions
 from omni_rag.embedder.pooling import pool_and_normalize
 from omni_rag.embedder.qwen_omni.bidirectional import make_bidirectional
 from omni_rag.embedder.qwen_omni.processor import OmniInputs, OmniProcessor
+from omni_rag.modalities import STREAMS
 
 DEFAULT_PROMPTS: dict[str, str | None] = {"query": "query: ", "document": "passage: "}
 
@@ -22,7 +23,7 @@ DEFAULT_PROMPTS: dict[str, str | None] = {"query": "query: ", "document": "passa
 OFFICIAL_MODEL_TYPE = "nvomniembed"
 MODEL_TYPES = frozenset({"qwen2_5_omni_thinker", OFFICIAL_MODEL_TYPE})
 
-_ALL = frozenset({"text", "image", "audio", "video"})
+_ALL = frozenset(STREAMS)
 
 
 def accepts(config: Mapping[str, Any]) -> bool:

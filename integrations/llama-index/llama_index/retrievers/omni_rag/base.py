@@ -19,58 +19,31 @@ from llama_index.embeddings.omni_rag.base import to_image_input
 
 from omni_rag import Content
 from omni_rag.content import ItemLike
+from omni_rag.hits import hit_media, hit_metadata, hit_text
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.store import FusionMode, Hit
 
-_MEDIA = ("video", "audio", "image")
 #: Node metadata kept out of LLM prompts and embeddings: useful to code, noise to a model.
 _INTERNAL_KEYS = ["modalities", "stream_scores", "segment_index"]
 
 
-def _media_of(hit: Hit) -> dict[str, str]:
-    """The media fields a hit's source stands for, e.g. ``{"video": path, "audio": path}``."""
-    source = hit.source
-    if source is None:
-        return {}
-    modalities = set(hit.payload.get("modalities") or [])
-    media = {name: source for name in _MEDIA if name in modalities}
-    # A caption with its picture is stored as one "text" stream; its source is the image.
-    return media or {"image": source}
-
-
 def hit_to_node(hit: Hit) -> NodeWithScore:
-    """One search hit as a LlamaIndex node with its fused score.
+    """One search hit as a LlamaIndex node with its fused score (an ``ImageNode`` for an image).
 
-    The node's id is the item id, its text the item's text (or a short description of its media,
-    e.g. ``[video: talk.mp4] [12.0s-24.0s]``), and its metadata the user metadata plus ``source``,
-    ``modality`` (the main one: video, audio, image or text), ``modalities`` (stored streams),
-    ``stream_scores``, ``start_s``, ``end_s`` and ``segment_index``.
+    The node's id is the item id, its text the item's text (or a short description of its media),
+    and its metadata :func:`omni_rag.hits.hit_metadata` without ``id`` and ``score``, which the
+    node and ``NodeWithScore`` already carry.
     """
-    payload = hit.payload
-    user = dict(payload.get("metadata") or {})
-    text = user.pop("text", None)
-    media = _media_of(hit)
-    start_s, end_s = payload.get("start_s"), payload.get("end_s")
-    if text is None:
-        text = Content(**media, start_s=start_s, end_s=end_s).describe() or hit.id
-    metadata = {
-        **user,
-        "source": hit.source,
-        "modality": next((name for name in _MEDIA if name in media), "text"),
-        "modalities": list(payload.get("modalities") or []),
-        "stream_scores": dict(hit.stream_scores),
-        "start_s": start_s,
-        "end_s": end_s,
-        "segment_index": payload.get("segment_index"),
-    }
+    metadata = {k: v for k, v in hit_metadata(hit).items() if k not in ("id", "score")}
     common: dict[str, Any] = {
         "id_": hit.id,
-        "text": text,
+        "text": hit_text(hit),
         "metadata": metadata,
         "excluded_llm_metadata_keys": list(_INTERNAL_KEYS),
         "excluded_embed_metadata_keys": list(_INTERNAL_KEYS),
     }
-    node = ImageNode(image_path=hit.source, **common) if set(media) == {"image"} else TextNode(**common)
+    is_image = set(hit_media(hit)) == {"image"}
+    node = ImageNode(image_path=hit.source, **common) if is_image else TextNode(**common)
     return NodeWithScore(node=node, score=hit.score)
 
 
