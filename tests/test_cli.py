@@ -152,7 +152,10 @@ def table_rows(stdout: str) -> list[list[str]]:
 
 def test_index_adds_each_kind_and_skips_non_media(indexed: subprocess.CompletedProcess[str]) -> None:
     assert indexed.returncode == 0, explain(indexed)
-    assert f"collection '{COLLECTION}': 6 added, 0 unchanged, 0 duplicates, 1 skipped, 0 failed" in indexed.stdout
+    assert (
+        f"collection '{COLLECTION}': 6 added, 0 unchanged, 0 duplicates, 1 skipped, 0 failed"
+        in indexed.stdout
+    )
     assert "6 points in the collection" in indexed.stdout
     assert "data.bin: not an image, audio, video or text file" in indexed.stdout
     assert ".hidden" not in indexed.stdout
@@ -312,7 +315,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, native_checkpoint: Path) -> None:
     assert result.returncode == 0, explain(result)
     out = result.stdout
     assert "note: dim 64 means a tiny test checkpoint" in out
-    assert "collection 'demo': 8 added, 0 unchanged, 0 duplicates, 0 skipped, 0 failed" in out  # README/.py left out
+    assert (
+        "collection 'demo': 8 added, 0 unchanged, 0 duplicates, 0 skipped, 0 failed" in out
+    )  # README/.py left out
     assert (tmp_path / ".omni-rag").is_dir()
     sections = out.split("\n== ")[1:]
     titles = [s.splitlines()[0] for s in sections]

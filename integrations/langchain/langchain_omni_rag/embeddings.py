@@ -11,6 +11,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from omni_rag.embedder import DEFAULT_MODEL, OmniEmbedder
+from omni_rag.embedder.shared import load_or_share_embedder
 
 PathLike = str | os.PathLike[str]
 
@@ -55,14 +56,15 @@ class OmniEmbeddings(BaseModel, Embeddings):
     @model_validator(mode="after")
     def _load(self) -> OmniEmbeddings:
         if self.embedder is None:
-            self.embedder = OmniEmbedder.from_pretrained(
+            self.embedder = load_or_share_embedder(
+                None,
                 self.model_name,
                 device=self.device,
                 dtype=self.dtype,
                 revision=self.revision,
                 trust_remote_code=self.trust_remote_code,
                 batch_size=self.batch_size,
-                **self.model_kwargs,
+                model_kwargs=self.model_kwargs,
             )
         elif "model_name" not in self.model_fields_set:
             self.model_name = self.embedder.model_id

@@ -110,3 +110,14 @@ async def test_async_matches_sync_and_runs_off_the_loop(
     audio, video = str(media["audio"]), str(media["video"])
     assert close(await embed_model.aget_audio_embedding(audio), embed_model.get_audio_embedding(audio))
     assert close(await embed_model.aget_video_embeddings([video]), [embed_model.get_video_embedding(video)])
+
+
+def test_options_dict_is_model_kwargs_and_the_old_name_warns(checkpoint: Path, embedder: Any) -> None:
+    options = {"prompts": {"query": "query: ", "document": "passage: "}}
+    with pytest.warns(DeprecationWarning, match=r"embedder_kwargs=\.\.\.\) is deprecated"):
+        old = OmniEmbedding(model_name=str(checkpoint), device="cpu", embedder_kwargs=options)
+    assert old.model_kwargs == options
+    new = OmniEmbedding(embedder=embedder, model_kwargs=options)
+    assert new.model_kwargs == options and new.embedder is embedder  # shared, nothing loaded
+    with pytest.raises(TypeError, match="not both"):
+        OmniEmbedding(embedder=embedder, model_kwargs=options, embedder_kwargs=options)

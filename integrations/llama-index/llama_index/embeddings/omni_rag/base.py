@@ -24,6 +24,7 @@ from PIL import Image
 from omni_rag import Content, OmniEmbedder
 from omni_rag.content import AudioInput, VideoInput
 from omni_rag.embedder import DEFAULT_MODEL
+from omni_rag.embedder.shared import load_or_share_embedder, renamed_option
 
 DEFAULT_OMNI_BATCH_SIZE = 8
 """Items per forward pass: a 3B model on one GPU, not an API; LlamaIndex's default (10) is close."""
@@ -72,7 +73,8 @@ class OmniEmbedding(MultiModalEmbedding):
         trust_remote_code: Needed ``True`` for unofficial checkpoints that ship code.
         revision: Hub revision (official ids default to a pinned one).
         dtype: Default bf16 on CUDA, fp32 on CPU.
-        embedder_kwargs: Other :meth:`omni_rag.OmniEmbedder.from_pretrained` options.
+        model_kwargs: Other :meth:`omni_rag.OmniEmbedder.from_pretrained` options (the name
+            ``embedder_kwargs`` still works, with a deprecation warning).
         callback_manager: LlamaIndex callbacks.
     """
 
@@ -82,7 +84,7 @@ class OmniEmbedding(MultiModalEmbedding):
     )
     revision: str | None = Field(default=None, description="Hub revision of the checkpoint.")
     dtype: str | None = Field(default=None, description="Torch dtype name (None: bf16 on CUDA, fp32 on CPU).")
-    embedder_kwargs: dict[str, Any] = Field(
+    model_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments of OmniEmbedder.from_pretrained."
     )
 
@@ -97,8 +99,9 @@ class OmniEmbedding(MultiModalEmbedding):
         trust_remote_code: bool | None = None,
         revision: str | None = None,
         dtype: str | None = None,
-        embedder_kwargs: Mapping[str, Any] | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
+        embedder_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if model_name is None:
@@ -110,21 +113,20 @@ class OmniEmbedding(MultiModalEmbedding):
             "trust_remote_code": trust_remote_code,
             "revision": revision,
             "dtype": dtype,
-            "embedder_kwargs": dict(embedder_kwargs or {}),
+            "model_kwargs": renamed_option(embedder_kwargs, model_kwargs, owner="OmniEmbedding"),
             "callback_manager": callback_manager,
         }
         super().__init__(**fields, **kwargs)
-        if embedder is None:
-            embedder = OmniEmbedder.from_pretrained(
-                model_name,
-                device=device,
-                dtype=dtype,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                batch_size=self.embed_batch_size,
-                **self.embedder_kwargs,
-            )
-        self._embedder = embedder
+        self._embedder = load_or_share_embedder(
+            embedder,
+            model_name,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            batch_size=self.embed_batch_size,
+            model_kwargs=self.model_kwargs,
+        )
 
     @classmethod
     def class_name(cls) -> str:
