@@ -258,3 +258,22 @@ def test_left_padding_does_not_change_embedding(
     together = _masked_mean(model, batch)[0]
     single = _masked_mean(model, alone)[0]
     assert (together - single).abs().max().item() <= 1e-5
+
+
+def test_old_import_paths_and_remote_code_shipped_as_modules() -> None:
+    import omni_rag.testing.media as media
+    import omni_rag.testing.remote_code as remote_code
+    import omni_rag.testing_media as old_media
+    import omni_rag.testing_nemotron_vl as old_nemotron
+    from omni_rag.testing.nemotron_vl import tiny_nemotron_vl_checkpoint
+
+    assert old_media.make_video is media.make_video
+    assert old_nemotron.tiny_nemotron_vl_checkpoint is tiny_nemotron_vl_checkpoint
+    shipped = Path(remote_code.__file__).parent
+    custom = tiny_checkpoint("custom")
+    assert (custom / "modeling_nv_omni_embed.py").read_text() == (
+        shipped / "modeling_nv_omni_embed.py"
+    ).read_text()
+    nemotron = tiny_nemotron_vl_checkpoint()
+    for name in ("configuration_llama_nemotron_vl.py", "modeling_llama_nemotron_vl.py"):
+        assert (nemotron / name).read_text() == (shipped / name).read_text()
