@@ -9,54 +9,24 @@ sides then see identical arrays, and everything after decoding is the card's cod
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from qwen_omni_utils.v2_5 import vision_process
 from transformers import AutoModel, AutoProcessor
 
 from omni_rag import Content, OmniEmbedder, media
 from omni_rag.card import card_conversation
 from omni_rag.card import card_embed as card_recipe
+from omni_rag.verify.card_media import card_video_reader
 
-
-def _read_video_pyav(ele: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any], float]:
-    """What qwen's torchvision reader does, with PyAV: decode every frame, then its sampling.
-
-    Written independently of omni_rag.media (decode everything, no seeking), so the
-    parity test also checks the media layer's frame selection.
-    """
-    with av.open(ele["video"]) as container:
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-        video_fps = float(stream.average_rate)
-    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-    total_frames = video.shape[0]
-    nframes = vision_process.smart_nframes(ele, total_frames=total_frames, video_fps=video_fps)
-    idx = torch.linspace(0, total_frames - 1, nframes).round().long()
-    sample_fps = nframes / max(total_frames, 1e-6) * video_fps
-    return video[idx], {"fps": video_fps, "frames_indices": idx, "total_num_frames": total_frames}, sample_fps
-
-
-@contextmanager
-def pyav_reader_for_card() -> Iterator[None]:
-    """Route the card's ``fetch_video`` to the PyAV reader above for the duration."""
-    backends = vision_process.VIDEO_READER_BACKENDS
-    original = vision_process.get_video_reader_backend
-    backends["pyav-test"] = _read_video_pyav
-    vision_process.get_video_reader_backend = lambda: "pyav-test"
-    try:
-        yield
-    finally:
-        vision_process.get_video_reader_backend = original
-        backends.pop("pyav-test", None)
+# The card's video path goes through omni_rag.verify.card_media's reader: it decodes every frame
+# with PyAV and applies qwen's own sampling, independently of omni_rag.media (no seeking), so the
+# parity test also checks the media layer's frame selection (and `omni-rag verify` runs the same).
+pyav_reader_for_card = card_video_reader
 
 
 @functools.cache
