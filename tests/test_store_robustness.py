@@ -271,3 +271,25 @@ def test_legacy_store_gives_migrate_message_then_migrates(tmp_path: Path) -> Non
         hits = s.search(vecs[4], streams=["audio"], limit=1)
         assert hits[0].id == "old-4" and hits[0].payload["source"] == "s1.wav"
         assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_copy_to_a_server_store_keeps_points_info_and_results(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    vecs = _unit(rng, 40)
+    with OmniStore("move", path=str(tmp_path / "db")) as src:
+        src.upsert(
+            [f"m{i}" for i in range(40)],
+            [{"audio": v} if i % 2 else {"audio": v, "video": v[::-1].copy()} for i, v in enumerate(vecs)],
+            [{"source": f"s{i % 4}.mp4", "metadata": {"n": i}} for i in range(40)],
+        )
+        src.set_info({"model": "m", "dim": DIM})
+        dst = OmniStore("move", client=QdrantClient(":memory:"))
+        assert src.copy_to(dst, batch_size=16) == 40
+        assert src.copy_to(dst, batch_size=16) == 40  # a re-run replaces, never duplicates
+        assert dst.count() == 40 and dst.get_info() == {"model": "m", "dim": DIM}
+        q = _unit(rng)[0]
+        for fusion in ("mean", "max"):
+            a = src.search(q, fusion=fusion, limit=10)  # type: ignore[arg-type]
+            b = dst.search(q, fusion=fusion, limit=10)  # type: ignore[arg-type]
+            assert [(h.id, h.payload) for h in a] == [(h.id, h.payload) for h in b]
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)

@@ -20,6 +20,7 @@ Design choices (each one is a place where an alternative was weighed):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -345,6 +346,31 @@ class OmniStore:
                 yield StoredPoint(id=caller_id, payload=record.payload, vectors=_streams_of(record))
             if offset is None:
                 return
+
+    def copy_to(self, target: OmniStore, batch_size: int = 256) -> int:
+        """Re-upsert every point and the collection info into ``target`` (e.g. a Qdrant server).
+
+        How a collection moves off one machine: ``store.copy_to(OmniStore(name, url=...))``. Ids,
+        payloads and vectors are kept; re-running it replaces rather than duplicates.
+
+        Returns:
+            The number of points copied.
+        """
+        target.set_info(self.get_info())
+        copied = 0
+        page: list[StoredPoint] = []
+        for point in itertools.chain(self.scroll(batch_size), [None]):
+            if point is not None:
+                page.append(point)
+            if page and (point is None or len(page) == batch_size):
+                target.upsert(
+                    [p.id for p in page],
+                    [p.vectors for p in page],
+                    [{k: v for k, v in p.payload.items() if k in CALLER_PAYLOAD_KEYS} for p in page],
+                )
+                copied += len(page)
+                page = []
+        return copied
 
     def search(
         self,
