@@ -527,7 +527,7 @@ def test_existing_collection_mismatches() -> None:
         "v01",
         vectors_config={s: models.VectorParams(size=8, distance=models.Distance.COSINE) for s in STREAMS},
     )
-    with pytest.raises(CollectionMismatchError, match="omni-rag 0.1.*omni-rag migrate"):
+    with pytest.raises(CollectionMismatchError, match=r"omni-rag 0\.1.*omni-rag migrate"):
         OmniStore("v01", client=client)
 
 
