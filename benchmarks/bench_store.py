@@ -29,13 +29,14 @@ from qdrant_client import QdrantClient
 from omni_rag.store import OmniStore
 
 STREAMS = ("audio", "video")
-#: (label, search keyword arguments); "audio" is single-stream search.
+#: (label, search keyword arguments): audio+video, the paper's "separately" column; "audio" is one stream.
+AV = ["audio", "video"]
 MODES: tuple[tuple[str, dict[str, object]], ...] = (
-    ("mean", {"fusion": "mean"}),
-    ("mean ef=512", {"fusion": "mean", "hnsw_ef": 512}),
-    ("max", {"fusion": "max"}),
-    ("rrf", {"fusion": "rrf"}),
-    ("dbsf", {"fusion": "dbsf"}),
+    ("mean", {"fusion": "mean", "streams": AV}),
+    ("mean ef=512", {"fusion": "mean", "streams": AV, "hnsw_ef": 512}),
+    ("max", {"fusion": "max", "streams": AV}),
+    ("rrf", {"fusion": "rrf", "streams": AV}),
+    ("dbsf", {"fusion": "dbsf", "streams": AV}),
     ("audio", {"streams": ["audio"]}),
 )
 

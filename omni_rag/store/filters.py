@@ -10,6 +10,7 @@ from typing import Any
 from qdrant_client import models
 
 from omni_rag.store.errors import CollectionNameError, StoreInputError
+from omni_rag.store.models import PayloadKey
 
 POINT_ID_NAMESPACE = uuid.UUID("8430158d-1408-46c4-8dc2-d85aa8ed2b27")
 """Namespace of the uuid5 that maps caller ids to point ids; fixed forever so re-upserts replace."""
@@ -73,6 +74,21 @@ def all_of(*filters: models.Filter | None) -> models.Filter | None:
     if not present:
         return None
     return present[0] if len(present) == 1 else models.Filter(must=present)  # type: ignore[return-value]
+
+
+def streams_exactly(present: Sequence[str], absent: Sequence[str]) -> models.Filter:
+    """Points whose ``modalities`` include every stream of ``present`` and none of ``absent``.
+
+    Both sides matter for speed: with the payload index, a stream combination no point has is
+    answered from the index at once instead of by a graph search.
+    """
+    key = PayloadKey.MODALITIES
+    return models.Filter(
+        must=[models.FieldCondition(key=key, match=models.MatchValue(value=s)) for s in present],
+        must_not=[models.FieldCondition(key=key, match=models.MatchAny(any=list(absent)))]
+        if absent
+        else None,
+    )
 
 
 def none_of(key: str, values: Sequence[str | int]) -> models.Filter | None:

@@ -54,6 +54,7 @@ from omni_rag.store.filters import (
     check_collection_name,
     none_of,
     point_id,
+    streams_exactly,
     to_filter,
 )
 from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, score_matrix, unit
@@ -582,7 +583,7 @@ def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
     requests = []
     for size in range(1, len(active) + 1):
         for used in itertools.combinations(active, size):
-            rest = none_of(PayloadKey.MODALITIES, [s for s in active if s not in used])
+            rest = streams_exactly(used, [s for s in active if s not in used])
             if size == 1:
                 requests.append(plan.nearest(used[0], plan.query, per_query, rest))
                 continue
