@@ -417,8 +417,8 @@ def test_eager_creation_with_dim_and_shared_client() -> None:
     vectors = client.get_collection("eager").config.params.vectors
     assert isinstance(vectors, Mapping) and set(STREAMS) < set(vectors)
     assert all(vectors[s].size == 8 and vectors[s].distance == models.Distance.COSINE for s in STREAMS)
-    assert vectors["fused_audio_video"].size == 16
-    assert vectors["fused_audio_video"].distance == models.Distance.DOT
+    assert vectors["fused"].size == 32
+    assert vectors["fused"].distance == models.Distance.DOT
     s.close()
     assert client.collection_exists("eager")  # a passed-in client stays open
 
@@ -527,7 +527,7 @@ def test_existing_collection_mismatches() -> None:
         "v01",
         vectors_config={s: models.VectorParams(size=8, distance=models.Distance.COSINE) for s in STREAMS},
     )
-    with pytest.raises(CollectionMismatchError, match=r"omni-rag 0.1.*omni-rag migrate"):
+    with pytest.raises(CollectionMismatchError, match=r"omni-rag 0\.1.*omni-rag migrate"):
         OmniStore("v01", client=client)
 
 

@@ -12,14 +12,13 @@ answers primitive queries on one collection. Two engines implement :class:`Engin
 Adding an engine is one module implementing this protocol.
 
 Collection layout (the same on every engine): one cosine named vector per stream, plus one
-dot-product *fused* vector per combination of two or more streams (``fused_audio_video``...), which
-holds the point's unit stream vectors laid end to end. A weighted mean of per-stream cosines is
+dot-product ``fused`` vector holding the point's unit stream vectors laid end to end (zero blocks
+for streams it lacks). A weighted mean of per-stream cosines is
 then one inner product with the query repeated per block, so ``mean`` fusion is an index search.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -27,18 +26,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from qdrant_client import models
 
-from omni_rag.store.models import STREAMS, Stream
+from omni_rag.store.models import STREAMS
 
-
-def fused_name(pattern: Sequence[Stream]) -> str:
-    """Name of the fused vector of a stream combination (canonical order)."""
-    return "fused_" + "_".join(s for s in STREAMS if s in pattern)
-
-
-#: Every combination of two or more streams: each has a fused vector in the collection.
-FUSED_PATTERNS: tuple[tuple[Stream, ...], ...] = tuple(
-    combo for size in range(2, len(STREAMS) + 1) for combo in itertools.combinations(STREAMS, size)
-)
+#: The fused vector: a point's unit stream vectors laid end to end in ``STREAMS`` order, zeros
+#: for the streams it lacks. One vector, not one per stream combination: Qdrant allocates every
+#: named vector for every point, so 11 combination vectors cost 256 KB a point at 2048 d.
+FUSED = "fused"
 
 
 @dataclass(frozen=True)
@@ -53,8 +46,7 @@ class VectorSpec:
 def collection_vectors(dim: int) -> list[VectorSpec]:
     """The named vectors an omni-rag collection of vector size ``dim`` has."""
     specs = [VectorSpec(s, dim, "cosine") for s in STREAMS]
-    specs += [VectorSpec(fused_name(p), dim * len(p), "dot") for p in FUSED_PATTERNS]
-    return specs
+    return [*specs, VectorSpec(FUSED, dim * len(STREAMS), "dot")]
 
 
 @dataclass(frozen=True)

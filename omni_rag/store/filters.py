@@ -10,7 +10,7 @@ from typing import Any
 from qdrant_client import models
 
 from omni_rag.store.errors import CollectionNameError, StoreInputError
-from omni_rag.store.models import STREAMS, PayloadKey, Stream
+from omni_rag.store.models import PayloadKey
 
 POINT_ID_NAMESPACE = uuid.UUID("8430158d-1408-46c4-8dc2-d85aa8ed2b27")
 """Namespace of the uuid5 that maps caller ids to point ids; fixed forever so re-upserts replace."""
@@ -76,18 +76,17 @@ def all_of(*filters: models.Filter | None) -> models.Filter | None:
     return present[0] if len(present) == 1 else models.Filter(must=present)  # type: ignore[return-value]
 
 
-def only_streams(pattern: Sequence[Stream]) -> models.Filter:
-    """Points whose streams are exactly ``pattern`` (checked on the ``modalities`` payload)."""
-    others = [s for s in STREAMS if s not in pattern]
+def streams_exactly(present: Sequence[str], absent: Sequence[str]) -> models.Filter:
+    """Points whose ``modalities`` include every stream of ``present`` and none of ``absent``.
+
+    Both sides matter for speed: with the payload index, a stream combination no point has is
+    answered from the index at once instead of by a graph search.
+    """
+    key = PayloadKey.MODALITIES
     return models.Filter(
-        must=[
-            models.FieldCondition(key=PayloadKey.MODALITIES, match=models.MatchValue(value=s))
-            for s in pattern
-        ],
-        must_not=[
-            models.FieldCondition(key=PayloadKey.MODALITIES, match=models.MatchAny(any=list[str](others)))
-        ]
-        if others
+        must=[models.FieldCondition(key=key, match=models.MatchValue(value=s)) for s in present],
+        must_not=[models.FieldCondition(key=key, match=models.MatchAny(any=list(absent)))]
+        if absent
         else None,
     )
 

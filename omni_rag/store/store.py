@@ -8,9 +8,10 @@ Design choices (each one is a place where an alternative was weighed):
   nothing outside :mod:`omni_rag.store` learns which engine runs.
 * **``mean`` is an index search, then exact.** For unit vectors Σ w·cos / Σ w over the streams a
   point has equals one inner product with the point's fused vector (its unit stream vectors laid
-  end to end) and the query repeated per block, scaled by w / Σ w. Each stream combination has its
-  own fused vector, so points lacking a selected stream are scored on what they have, as
-  documented, not punished with a zero. The candidates (``limit x oversampling`` per combination)
+  end to end, zeros for absent streams) and the query repeated per block, scaled by w / Σ w.
+  There is one query per subset of the selected streams (filtered on ``modalities``), so points
+  lacking a selected stream are found by the mean over what they have, as documented, never
+  punished with a zero. The candidates (``limit x oversampling`` per subset)
   are rescored exactly in numpy, so results equal brute force whenever the index finds them;
   ``hnsw_ef`` raises the index's effort and ``exact=True`` removes its approximation.
 * **``max``** unions each stream's top ``limit x oversampling`` (a point's best stream must rank
@@ -20,6 +21,7 @@ Design choices (each one is a place where an alternative was weighed):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,14 +34,13 @@ from qdrant_client import QdrantClient, models
 from omni_rag.store.client_engine import ClientEngine
 from omni_rag.store.edge_engine import EdgeEngine
 from omni_rag.store.engine import (
-    FUSED_PATTERNS,
+    FUSED,
     Engine,
     EnginePoint,
     EngineRecord,
     FusedQuery,
     Nearest,
     collection_vectors,
-    fused_name,
 )
 from omni_rag.store.errors import (
     CollectionMismatchError,
@@ -52,8 +53,8 @@ from omni_rag.store.filters import (
     all_of,
     check_collection_name,
     none_of,
-    only_streams,
     point_id,
+    streams_exactly,
     to_filter,
 )
 from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, score_matrix, unit
@@ -561,26 +562,26 @@ def _make_engine(
 
 
 def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
-    """One index query per stream combination a point can have that overlaps the selection.
+    """One index query per subset of the selected streams a point can have.
 
-    Only points with exactly that combination carry its fused vector (single streams: a filter on
-    ``modalities``), so every point is scored by the mean over the selected streams it has.
+    The query for subset U weights U's blocks by w / Σ_U w (zeros elsewhere) and skips points that
+    have a selected stream outside U, so every point is found by the mean over the selected streams
+    it has, as documented; a single stream searches its own cosine vector.
     """
     active = [s for s, w in zip(plan.streams, plan.weights, strict=True) if w > 0]
     weight = dict(zip(plan.streams, plan.weights, strict=True))
     requests = []
-    for pattern in [(s,) for s in STREAMS] + list(FUSED_PATTERNS):
-        used = [s for s in pattern if s in active]
-        if not used:
-            continue
-        total = sum(weight[s] for s in used)
-        blocks = [
-            plan.query * (weight[s] / total) if s in used else np.zeros_like(plan.query) for s in pattern
-        ]
-        if len(pattern) == 1:
-            requests.append(plan.nearest(pattern[0], plan.query, per_query, only_streams(pattern)))
-        else:
-            requests.append(plan.nearest(fused_name(pattern), np.concatenate(blocks), per_query, None))
+    for size in range(1, len(active) + 1):
+        for used in itertools.combinations(active, size):
+            rest = streams_exactly(used, [s for s in active if s not in used])
+            if size == 1:
+                requests.append(plan.nearest(used[0], plan.query, per_query, rest))
+                continue
+            total = sum(weight[s] for s in used)
+            blocks = [
+                plan.query * (weight[s] / total) if s in used else np.zeros_like(plan.query) for s in STREAMS
+            ]
+            requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest))
     return requests
 
 
@@ -690,11 +691,12 @@ def _check_vectors(
 
 
 def _engine_point(caller_id: str, streams: Mapping[str, np.ndarray], payload: dict[str, Any]) -> EnginePoint:
-    """Stream vectors plus the fused vector of the point's stream combination (unit blocks)."""
+    """Stream vectors plus, with two or more streams, the fused vector (zeros for absent streams)."""
     vectors = dict(streams)
-    pattern = tuple(s for s in STREAMS if s in streams)
-    if len(pattern) > 1:
-        vectors[fused_name(pattern)] = np.concatenate([unit(streams[s]) for s in pattern]).astype(np.float32)
+    if len(streams) > 1:
+        dim = len(next(iter(streams.values())))
+        blocks = [unit(streams[s]) if s in streams else np.zeros(dim, np.float32) for s in STREAMS]
+        vectors[FUSED] = np.concatenate(blocks).astype(np.float32)
     return EnginePoint(id=point_id(caller_id), vectors=vectors, payload=payload)
 
 

@@ -7,6 +7,7 @@ job with transformers 5's mask API: the language model gets a precomputed *bidir
 (padded keys masked) and every attention module has ``is_causal=False``, so eager and sdpa (tested)
 and flash attention (not tested here) attend in both directions.
 """
+
 from __future__ import annotations
 
 from typing import Any
