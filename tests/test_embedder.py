@@ -245,3 +245,12 @@ def test_length_sorted_batches_cover_every_index_once() -> None:
     assert all(len(b) <= 2 for b in batches)
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat, reverse=True)
+
+
+def test_a_huge_item_is_never_batched_with_small_ones() -> None:
+    # one 16k-token image among 300-token items: padding them to 16k would multiply peak memory
+    lengths = [300, 16384, 280, 310, 290, 120]
+    batches = length_sorted_batches(lengths, batch_size=8, max_batch_tokens=65536)
+    assert batches[0] == [1]
+    assert batches[1] == [3, 0, 4, 2]  # similar lengths share a batch
+    assert batches[2] == [5]  # under half the batch's longest: its own batch

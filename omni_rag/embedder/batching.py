@@ -1,7 +1,9 @@
 """Length-sorted batching, as sentence-transformers does, bounded by a token budget.
 
 Sorting by length keeps padding small; the token budget keeps a batch of long
-videos from running out of memory where a batch of short texts is fine.
+videos from running out of memory where a batch of short texts is fine; and an item
+less than half as long as its batch's longest starts a new batch, so one huge image
+never pads a batch of small items to its length (reported: peak memory 2.4 -> 5.8 GB).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ def length_sorted_batches(
         lengths: Sequence length (tokens) of each item.
         batch_size: Maximum items per batch.
         max_batch_tokens: Maximum padded tokens per batch (``items * longest``); a single
-            item longer than the budget still forms its own batch.
+            item longer than the budget still forms its own batch. An item under half the
+            batch's longest starts the next batch (it would be mostly padding).
 
     Returns:
         Batches of indices into ``lengths``; every index appears exactly once.
@@ -31,7 +34,8 @@ def length_sorted_batches(
     for index in order:
         longest = lengths[current[0]] if current else lengths[index]
         over_budget = max_batch_tokens is not None and (len(current) + 1) * longest > max_batch_tokens
-        if current and (len(current) >= batch_size or over_budget):
+        mostly_padding = lengths[index] * 2 < longest
+        if current and (len(current) >= batch_size or over_budget or mostly_padding):
             batches.append(current)
             current = []
         current.append(index)
