@@ -417,8 +417,8 @@ def test_eager_creation_with_dim_and_shared_client() -> None:
     vectors = client.get_collection("eager").config.params.vectors
     assert isinstance(vectors, Mapping) and set(STREAMS) < set(vectors)
     assert all(vectors[s].size == 8 and vectors[s].distance == models.Distance.COSINE for s in STREAMS)
-    assert vectors["fused"].size == 32
-    assert vectors["fused"].distance == models.Distance.DOT
+    assert vectors["fused_audio_video"].size == 16
+    assert vectors["fused_audio_video"].distance == models.Distance.DOT
     s.close()
     assert client.collection_exists("eager")  # a passed-in client stays open
 

@@ -43,8 +43,8 @@ from omni_rag.store.models import PayloadKey
 #: HNSW graph degree and build effort. At 2048 d on random vectors (the hardest case: near ties)
 #: m=16 / ef_construct=64 gave top-10 overlap ~0.5 with exact fusion at 5k points; m=32 / 200 gives
 #: 0.95-0.98 for about 1.7x the build time.
-HNSW_M = 32
-HNSW_EF_CONSTRUCT = 200
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 100
 #: Below this many KB of vectors a segment is scanned exactly instead of searched through HNSW.
 FULL_SCAN_THRESHOLD_KB = 10_000
 

@@ -35,6 +35,7 @@ from omni_rag.store.client_engine import ClientEngine
 from omni_rag.store.edge_engine import EdgeEngine
 from omni_rag.store.engine import (
     FUSED,
+    FUSED_STREAMS,
     Engine,
     EnginePoint,
     EngineRecord,
@@ -562,11 +563,14 @@ def _make_engine(
 
 
 def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
-    """One index query per subset of the selected streams a point can have.
+    """Index queries for every subset U of the selected streams a point can have.
 
-    The query for subset U weights U's blocks by w / Σ_U w (zeros elsewhere) and skips points that
-    have a selected stream outside U, so every point is found by the mean over the selected streams
-    it has, as documented; a single stream searches its own cosine vector.
+    Each is filtered to points whose selected streams are exactly U, so every point is scored by
+    the mean over the selected streams it has, as documented. A single stream searches its own
+    cosine vector; audio+video searches the fused vector with the query blocks weighted w / Σ_U w
+    (one HNSW search for the exact weighted mean); other combinations, which only items mixing
+    text or an image with audio/video have, take each stream's candidates (as ``max`` does).
+    Candidates are rescored exactly by the caller.
     """
     active = [s for s, w in zip(plan.streams, plan.weights, strict=True) if w > 0]
     weight = dict(zip(plan.streams, plan.weights, strict=True))
@@ -576,12 +580,12 @@ def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
             rest = streams_exactly(used, [s for s in active if s not in used])
             if size == 1:
                 requests.append(plan.nearest(used[0], plan.query, per_query, rest))
-                continue
-            total = sum(weight[s] for s in used)
-            blocks = [
-                plan.query * (weight[s] / total) if s in used else np.zeros_like(plan.query) for s in STREAMS
-            ]
-            requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest))
+            elif used == FUSED_STREAMS:
+                total = weight["audio"] + weight["video"]
+                blocks = [plan.query * (weight[s] / total) for s in FUSED_STREAMS]
+                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest))
+            else:  # text/image with other streams (only Python callers make these): per-stream candidates
+                requests.extend(plan.nearest(s, plan.query, per_query, rest) for s in used)
     return requests
 
 
@@ -691,12 +695,10 @@ def _check_vectors(
 
 
 def _engine_point(caller_id: str, streams: Mapping[str, np.ndarray], payload: dict[str, Any]) -> EnginePoint:
-    """Stream vectors plus, with two or more streams, the fused vector (zeros for absent streams)."""
+    """Stream vectors plus, for a point with audio and video, their unit vectors laid end to end."""
     vectors = dict(streams)
-    if len(streams) > 1:
-        dim = len(next(iter(streams.values())))
-        blocks = [unit(streams[s]) if s in streams else np.zeros(dim, np.float32) for s in STREAMS]
-        vectors[FUSED] = np.concatenate(blocks).astype(np.float32)
+    if all(s in streams for s in FUSED_STREAMS):
+        vectors[FUSED] = np.concatenate([unit(streams[s]) for s in FUSED_STREAMS]).astype(np.float32)
     return EnginePoint(id=point_id(caller_id), vectors=vectors, payload=payload)
 
 
