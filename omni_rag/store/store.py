@@ -88,7 +88,10 @@ class _Plan:
     hnsw_ef: int | None
     exact: bool
 
-    def nearest(self, using: str, vector: np.ndarray, limit: int, extra: models.Filter | None) -> Nearest:
+    def nearest(
+        self, using: str, vector: np.ndarray, limit: int, extra: models.Filter | None, *, vectors: bool = True
+    ) -> Nearest:
+        """An index query; ``vectors=False`` when its scores are already the fused score."""
         return Nearest(
             using=using,
             vector=vector,
@@ -96,7 +99,7 @@ class _Plan:
             filter=all_of(self.filter, extra),
             hnsw_ef=self.hnsw_ef,
             exact=self.exact,
-            with_vectors=self.streams,
+            with_vectors=self.streams if vectors else (),
         )
 
 
@@ -403,7 +406,7 @@ class OmniStore:
         per_query = math.ceil(limit * plan.oversampling)
         if fusion in ("rrf", "dbsf"):
             return self._native_hits(plan, fusion, limit, per_query, weights is not None)
-        return self._exact_hits(plan, fusion, per_query)[:limit]
+        return self._exact_hits(plan, fusion, per_query, keep=limit if fusion == "mean" else None)[:limit]
 
     def search_groups(
         self,
@@ -488,14 +491,21 @@ class OmniStore:
         effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
         return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact)
 
-    def _exact_hits(self, plan: _Plan, fusion: str, per_query: int) -> list[Hit]:
-        """Index candidates (per stream combination for mean, per stream for max), scored exactly."""
+    def _exact_hits(self, plan: _Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
+        """Index candidates (per stream combination for mean, per stream for max), scored exactly.
+
+        Candidates whose index score already is their fused score (one stream, or the audio+video
+        fused vector) come without vectors; only the best ``keep`` (all when ``None``) are then
+        fetched to be rescored exactly and to fill :attr:`Hit.stream_scores`. Shipping vectors for
+        every candidate cost more than the search itself.
+        """
         requests = _mean_requests(plan, per_query) if fusion == "mean" else _max_requests(plan, per_query)
         seen: dict[str, EngineRecord] = {}
         for results in self._engine.nearest(requests) if requests else []:
             for record in results:
-                seen.setdefault(record.id, record)
-        records = list(seen.values())
+                if record.id not in seen or (record.vectors and not seen[record.id].vectors):
+                    seen[record.id] = record
+        records = self._with_vectors(plan, _best(plan, list(seen.values()), keep))
         scores = score_matrix(plan.query, [r.vectors for r in records], plan.streams)
         fused = fuse(scores, plan.weights, "max" if fusion == "max" else "mean")
         hits = [
@@ -505,6 +515,13 @@ class OmniStore:
         ]
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits
+
+    def _with_vectors(self, plan: _Plan, records: list[EngineRecord]) -> list[EngineRecord]:
+        missing = [r.id for r in records if not r.vectors]
+        if not missing:
+            return records
+        fetched = {r.id: r for r in self._engine.retrieve(missing, with_vectors=list(plan.streams))}
+        return [fetched.get(r.id, r) if not r.vectors else r for r in records]
 
     def _native_hits(self, plan: _Plan, fusion: str, limit: int, per_query: int, weighted: bool) -> list[Hit]:
         query = FusedQuery(
@@ -579,14 +596,27 @@ def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
         for used in itertools.combinations(active, size):
             rest = streams_exactly(used, [s for s in active if s not in used])
             if size == 1:
-                requests.append(plan.nearest(used[0], plan.query, per_query, rest))
+                requests.append(plan.nearest(used[0], plan.query, per_query, rest, vectors=False))
             elif used == FUSED_STREAMS:
                 total = weight["audio"] + weight["video"]
                 blocks = [plan.query * (weight[s] / total) for s in FUSED_STREAMS]
-                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest))
+                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest, vectors=False))
             else:  # text/image with other streams (only Python callers make these): per-stream candidates
                 requests.extend(plan.nearest(s, plan.query, per_query, rest) for s in used)
     return requests
+
+
+def _best(plan: _Plan, records: list[EngineRecord], keep: int | None) -> list[EngineRecord]:
+    """The ``keep`` best candidates by their provisional fused score (twice ``keep`` for margin)."""
+    if keep is None or len(records) <= 2 * keep:
+        return records
+    with_vectors = [r for r in records if r.vectors]
+    exact = fuse(
+        score_matrix(plan.query, [r.vectors for r in with_vectors], plan.streams), plan.weights, "mean"
+    )
+    provisional = {r.id: float(s) for r, s in zip(with_vectors, exact, strict=True) if not np.isnan(s)}
+    ranked = sorted(records, key=lambda r: -provisional.get(r.id, r.score if r.score is not None else -2.0))
+    return ranked[: 2 * keep]
 
 
 def _max_requests(plan: _Plan, per_query: int) -> list[Nearest]:
