@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -13,13 +14,19 @@ from pathlib import Path
 
 
 def default_cache_dir(builder_version: str) -> Path:
-    """``$OMNI_RAG_TINY_CACHE``, else a temp folder keyed by builder and transformers versions."""
+    """``$OMNI_RAG_TINY_CACHE``, else a temp folder keyed by builder version, the shipped remote code
+    and the transformers version, so an edit to any of them never reuses a stale checkpoint."""
     import transformers
 
     env = os.environ.get("OMNI_RAG_TINY_CACHE")
     if env:
         return Path(env)
-    return Path(tempfile.gettempdir()) / f"omni_rag_tiny_v{builder_version}_tf{transformers.__version__}"
+    digest = hashlib.sha256()
+    for module in sorted(resources.files("omni_rag.testing.remote_code").iterdir(), key=lambda p: p.name):
+        if module.name.endswith(".py"):
+            digest.update(module.read_bytes())
+    key = f"v{builder_version}_{digest.hexdigest()[:8]}_tf{transformers.__version__}"
+    return Path(tempfile.gettempdir()) / f"omni_rag_tiny_{key}"
 
 
 def remote_code_source(filename: str) -> str:
