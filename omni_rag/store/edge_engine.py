@@ -140,8 +140,11 @@ class EdgeEngine:
     # ------------------------------------------------------------------ points
 
     def upsert(self, points: Sequence[EnginePoint]) -> None:
-        # the binding takes numpy arrays as they are, without list copies
-        edge_points = [qe.Point(p.id, dict(p.vectors), p.payload) for p in points]  # type: ignore[arg-type]
+        # the binding reads a numpy array element by element; a list of floats is about 3x faster
+        edge_points = [
+            qe.Point(p.id, {name: vector.tolist() for name, vector in p.vectors.items()}, p.payload)
+            for p in points
+        ]
         self._update(qe.UpdateOperation.upsert_points(edge_points))
 
     def delete(self, ids: Sequence[str]) -> None:
