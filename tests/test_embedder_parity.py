@@ -129,7 +129,9 @@ FIXTURES = {"native": "embedder", "custom": "custom_embedder", "packed": "packed
 @pytest.mark.parametrize("variant", ["native", "custom", "packed"])
 def test_each_input_matches_the_card(variant: str, request: pytest.FixtureRequest, media_dir: Path) -> None:
     embedder: OmniEmbedder = request.getfixturevalue(FIXTURES[variant])
-    checkpoint: Path = request.getfixturevalue("custom_checkpoint" if variant == "custom" else "native_checkpoint")
+    checkpoint: Path = request.getfixturevalue(
+        "custom_checkpoint" if variant == "custom" else "native_checkpoint"
+    )
     for name, kind, item, conv in cases(media_dir):
         ours = embed_ours(embedder, kind, [item])
         card = card_embed(checkpoint, [conv], trust=variant == "custom")
