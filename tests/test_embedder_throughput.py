@@ -316,3 +316,17 @@ def test_progress_bar_on_request_off_by_default(
     with caplog.at_level(logging.INFO, logger="omni_rag.embedder.embedder"):
         quiet.embed_document_streams(TEXTS[:2])
     assert "embedding" not in capsys.readouterr().err
+
+
+def test_truncating_tokenizer_is_safe_across_workers(native_checkpoint: Path, media_dir: Path) -> None:
+    # text-only items switch the fast tokenizer's truncation on, the others off: in threads that
+    # switch must not collide ("Already borrowed" would turn into a skipped item)
+    picture = str(media_dir / "picture.png")
+    items: list[Content | str] = [
+        t if i % 2 else Content(text=t, image=picture) for i, t in enumerate(TEXTS * 2)
+    ]
+    threaded = OmniEmbedder.from_pretrained(native_checkpoint, device="cpu", truncate=True, num_workers=4)
+    result = threaded.embed_documents(items, errors="skip")
+    assert result.failures == []
+    serial = sibling(threaded, num_workers=1).embed_documents(items)
+    assert max_cos_distance(np.stack(result.embeddings), serial) <= 1e-6  # type: ignore[arg-type]

@@ -62,7 +62,9 @@ class BatchRunner:
     def __init__(self, backend: EmbeddingBackend, spec: RunSpec, num_workers: int) -> None:
         self.backend = backend
         self.spec = spec
-        self.num_workers = num_workers
+        # a backend opts in: preparing in threads while the model runs must be safe for it (the
+        # Nemotron VL backend's tokenizer is also used by its forward pass, so it prepares serially)
+        self.num_workers = num_workers if getattr(backend, "parallel_prepare", False) else 1
         self.packed = bool(getattr(backend, "packed", False))
         self.collates = callable(getattr(backend, "collate", None)) and callable(
             getattr(backend, "embed_collated", None)

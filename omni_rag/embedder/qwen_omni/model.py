@@ -82,6 +82,9 @@ class QwenOmniBackend:
 
     query_modalities = _ALL
     document_modalities = _ALL
+    #: ``prepare`` and ``collate`` may run in threads while the model runs (nothing they touch is
+    #: used by the forward pass; see :class:`OmniProcessor` for the tokenizer).
+    parallel_prepare = True
 
     def __init__(
         self,
