@@ -239,7 +239,7 @@ def test_unsupported_model_type_is_refused(native_checkpoint: Path, tmp_path: Pa
 
 def test_length_sorted_batches_cover_every_index_once() -> None:
     lengths = [5, 100, 7, 100, 1, 50]
-    batches = length_sorted_batches(lengths, batch_size=2, max_batch_tokens=150)
+    batches = length_sorted_batches(lengths, batch_size=2, max_tokens_per_batch=150)
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert batches[0] == [1]  # two 100-token items would exceed 150 padded tokens
     assert all(len(b) <= 2 for b in batches)
@@ -250,7 +250,7 @@ def test_length_sorted_batches_cover_every_index_once() -> None:
 def test_a_huge_item_is_never_batched_with_small_ones() -> None:
     # one 16k-token image among 300-token items: padding them to 16k would multiply peak memory
     lengths = [300, 16384, 280, 310, 290, 120]
-    batches = length_sorted_batches(lengths, batch_size=8, max_batch_tokens=65536)
+    batches = length_sorted_batches(lengths, batch_size=8, max_tokens_per_batch=65536)
     assert batches[0] == [1]
     assert batches[1] == [3, 0, 4, 2]  # similar lengths share a batch
     assert batches[2] == [5]  # under half the batch's longest: its own batch

@@ -115,19 +115,34 @@ def assert_parity(ours: np.ndarray, card: np.ndarray, names: list[str]) -> None:
     assert max(worst.values()) <= 1e-5, worst
 
 
-@pytest.mark.parametrize("variant", ["native", "custom"])
+@pytest.fixture(scope="module")
+def packed_embedder(native_checkpoint: Path) -> OmniEmbedder:
+    """The packed path (one row per batch, SDPA block mask on the CPU) with background workers."""
+    embedder = OmniEmbedder.from_pretrained(native_checkpoint, device="cpu", packing=True, num_workers=2)
+    assert embedder.backend.packed  # type: ignore[attr-defined]
+    return embedder
+
+
+FIXTURES = {"native": "embedder", "custom": "custom_embedder", "packed": "packed_embedder"}
+
+
+@pytest.mark.parametrize("variant", ["native", "custom", "packed"])
 def test_each_input_matches_the_card(variant: str, request: pytest.FixtureRequest, media_dir: Path) -> None:
-    embedder: OmniEmbedder = request.getfixturevalue("embedder" if variant == "native" else "custom_embedder")
-    checkpoint: Path = request.getfixturevalue(f"{variant}_checkpoint")
+    embedder: OmniEmbedder = request.getfixturevalue(FIXTURES[variant])
+    checkpoint: Path = request.getfixturevalue(
+        "custom_checkpoint" if variant == "custom" else "native_checkpoint"
+    )
     for name, kind, item, conv in cases(media_dir):
         ours = embed_ours(embedder, kind, [item])
         card = card_embed(checkpoint, [conv], trust=variant == "custom")
         assert_parity(ours, card, [name])
 
 
+@pytest.mark.parametrize("variant", ["native", "packed"])
 def test_mixed_batch_matches_the_card(
-    embedder: OmniEmbedder, native_checkpoint: Path, media_dir: Path
+    variant: str, request: pytest.FixtureRequest, native_checkpoint: Path, media_dir: Path
 ) -> None:
+    embedder: OmniEmbedder = request.getfixturevalue(FIXTURES[variant])
     docs = [c for c in cases(media_dir) if c[1] == "document"]
     ours = embedder.embed_documents([item for _, _, item, _ in docs], batch_size=3)
     card = card_embed(native_checkpoint, [conv for _, _, _, conv in docs], trust=False)

@@ -88,6 +88,8 @@ def run_index(args: argparse.Namespace) -> int:
     store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
     try:
         embedder = embedder_from_args(args)
+        # the model's own bar (items within a chunk of files) under the files bar; off with -q or no terminal
+        embedder.show_progress_bar = not args.quiet and sys.stderr.isatty()
         scan = scan_paths(args.paths, exclude=args.exclude)
         retriever = OmniRetriever(embedder, store)
         try:

@@ -5,6 +5,11 @@ for every model (coercing inputs, error policy, streams, length-sorted
 batching); a backend owns only what is model-specific: turning one item into
 model inputs (``prepare``) and a batch of prepared items into vectors
 (``embed_prepared``). A third model is one new module implementing this.
+
+Optional, for throughput (see :mod:`omni_rag.embedder.runner`): ``parallel_prepare = True`` lets
+``prepare`` run in background threads while the model runs; ``collate(items, kind=)`` (CPU,
+thread-safe) plus ``embed_collated(batch, kind=)`` let the next batch be assembled (and pinned)
+while the current one runs; ``packed = True`` makes the token budget count real tokens.
 """
 
 from __future__ import annotations

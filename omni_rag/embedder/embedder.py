@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from omni_rag.content import Content, ItemLike, as_content
-from omni_rag.embedder.base import (
-    EmbeddingBackend,
-    EmbedResult,
-    ErrorPolicy,
-    Kind,
-    PreparedItem,
-    require_modalities,
-    split_streams,
-)
-from omni_rag.embedder.batching import length_sorted_batches
+from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, split_streams
+from omni_rag.embedder.budget import default_tokens_per_batch
 from omni_rag.embedder.loading import DEFAULT_MODEL, resolve_load_options
+from omni_rag.embedder.pipeline import default_num_workers
 from omni_rag.embedder.registry import select_backend
+from omni_rag.embedder.runner import BatchRunner, RunSpec
 from omni_rag.errors import ItemFailure, OmniInputError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Items prepared (media decoded) at a time: bounds memory while keeping batches sorted.
-CHUNK_BATCHES = 8
 
 
 class OmniEmbedder:
@@ -40,18 +34,49 @@ class OmniEmbedder:
     ``"query: "`` / ``"passage: "`` prompts. ``embed_document_streams`` embeds an
     item's audio and video separately, for late fusion in the store.
 
+    Items are prepared (media decoded, features, tokens) by ``num_workers`` background threads
+    a few batches ahead of the model, sorted by length and cut into batches by a token budget.
+    A batch that runs out of GPU memory is split in halves and retried; an item that does not
+    fit on its own fails alone (see ``errors``), never the others.
+
     Args:
         backend: The model behind the API (see :mod:`omni_rag.embedder.base`).
-        batch_size: Items per forward pass.
-        max_batch_tokens: Padded tokens per forward pass; long videos get smaller batches.
+        batch_size: Most items per forward pass (the token budget usually cuts first).
+        max_tokens_per_batch: Tokens per forward pass (text, visual and audio positions;
+            padded ones count on the padded path). Default: from free GPU memory on CUDA
+            (:mod:`omni_rag.embedder.budget`), 16,384 on the CPU.
+        num_workers: Preparation threads; ``1`` prepares in the calling thread. Default
+            ``min(4, cpu count)``.
+        show_progress_bar: Default of the embed calls' ``show_progress_bar``; ``None`` shows
+            one when this module's logger is at INFO or DEBUG (sentence-transformers' rule).
+        max_batch_tokens: Deprecated name of ``max_tokens_per_batch``.
     """
 
     def __init__(
-        self, backend: EmbeddingBackend, *, batch_size: int = 8, max_batch_tokens: int = 65536
+        self,
+        backend: EmbeddingBackend,
+        *,
+        batch_size: int = 32,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+        show_progress_bar: bool | None = None,
+        max_batch_tokens: int | None = None,
     ) -> None:
         self.backend = backend
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
+        budget = _renamed_budget(max_tokens_per_batch, max_batch_tokens)
+        self.max_tokens_per_batch: int = budget if budget is not None else default_tokens_per_batch(backend)
+        self.num_workers: int = default_num_workers() if num_workers is None else max(1, num_workers)
+        self.show_progress_bar = show_progress_bar
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """Deprecated name of :attr:`max_tokens_per_batch`."""
+        return self.max_tokens_per_batch
+
+    @max_batch_tokens.setter
+    def max_batch_tokens(self, value: int) -> None:
+        self.max_tokens_per_batch = value
 
     @classmethod
     def from_pretrained(
@@ -63,8 +88,11 @@ class OmniEmbedder:
         attn_implementation: str | None = None,
         revision: str | None = None,
         trust_remote_code: bool | None = None,
-        batch_size: int = 8,
-        max_batch_tokens: int = 65536,
+        batch_size: int = 32,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+        show_progress_bar: bool | None = None,
+        max_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> OmniEmbedder:
         """Load a checkpoint and pick the backend from its config.
@@ -77,10 +105,11 @@ class OmniEmbedder:
             revision: Hub revision; official ids default to a pinned one.
             trust_remote_code: Required ``True`` for checkpoints that ship code, except the
                 pinned official ids, which are trusted at their pinned revision.
-            batch_size: Items per forward pass.
-            max_batch_tokens: Padded tokens per forward pass.
+            batch_size, max_tokens_per_batch, num_workers, show_progress_bar, max_batch_tokens:
+                As in the class (the budget's default is measured after the model is loaded).
             **kwargs: Backend options: ``prompts``, ``truncate``, ``videos_kwargs``,
-                ``video_options``, ``model_kwargs`` (passed to ``AutoModel.from_pretrained``).
+                ``video_options``, ``packing``, ``bidirectional``, ``model_kwargs`` (passed to
+                ``AutoModel.from_pretrained``).
         """
         options = resolve_load_options(
             name_or_path,
@@ -94,7 +123,14 @@ class OmniEmbedder:
         if options.device.type == "cpu" and device is None:
             logger.warning("No GPU found: running on the CPU, which is slow for billion-parameter models.")
         backend = select_backend(options.config, options.name_or_path).load(options, **kwargs)
-        return cls(backend, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
+        return cls(
+            backend,
+            batch_size=batch_size,
+            max_tokens_per_batch=max_tokens_per_batch,
+            num_workers=num_workers,
+            show_progress_bar=show_progress_bar,
+            max_batch_tokens=max_batch_tokens,
+        )
 
     # -- facts about the model --------------------------------------------------------------------
 
@@ -115,16 +151,31 @@ class OmniEmbedder:
 
     @overload
     def embed_queries(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["raise"] = ...
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["raise"] = ...,
+        show_progress_bar: bool | None = ...,
     ) -> np.ndarray: ...
 
     @overload
     def embed_queries(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["skip"]
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["skip"],
+        show_progress_bar: bool | None = ...,
     ) -> EmbedResult[np.ndarray]: ...
 
     def embed_queries(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = None, errors: ErrorPolicy = "raise"
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = None,
+        errors: ErrorPolicy = "raise",
+        show_progress_bar: bool | None = None,
     ) -> np.ndarray | EmbedResult[np.ndarray]:
         """Embed queries (``"query: "`` prompt).
 
@@ -132,36 +183,66 @@ class OmniEmbedder:
             float32 ``(n, dim)``, L2-normalised; with ``errors="skip"``, an :class:`EmbedResult`
             aligned with the input whose failed entries are ``None`` and listed in ``failures``.
         """
-        return self._embed_matrix(items, "query", batch_size, errors)
+        return self._embed_matrix(items, "query", batch_size, errors, show_progress_bar)
 
     @overload
     def embed_documents(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["raise"] = ...
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["raise"] = ...,
+        show_progress_bar: bool | None = ...,
     ) -> np.ndarray: ...
 
     @overload
     def embed_documents(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["skip"]
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["skip"],
+        show_progress_bar: bool | None = ...,
     ) -> EmbedResult[np.ndarray]: ...
 
     def embed_documents(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = None, errors: ErrorPolicy = "raise"
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = None,
+        errors: ErrorPolicy = "raise",
+        show_progress_bar: bool | None = None,
     ) -> np.ndarray | EmbedResult[np.ndarray]:
         """Embed documents (``"passage: "`` prompt), every modality of an item in one sequence."""
-        return self._embed_matrix(items, "document", batch_size, errors)
+        return self._embed_matrix(items, "document", batch_size, errors, show_progress_bar)
 
     @overload
     def embed_document_streams(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["raise"] = ...
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["raise"] = ...,
+        show_progress_bar: bool | None = ...,
     ) -> list[dict[str, np.ndarray]]: ...
 
     @overload
     def embed_document_streams(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = ..., errors: Literal["skip"]
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = ...,
+        errors: Literal["skip"],
+        show_progress_bar: bool | None = ...,
     ) -> EmbedResult[dict[str, np.ndarray]]: ...
 
     def embed_document_streams(
-        self, items: Iterable[ItemLike], *, batch_size: int | None = None, errors: ErrorPolicy = "raise"
+        self,
+        items: Iterable[ItemLike],
+        *,
+        batch_size: int | None = None,
+        errors: ErrorPolicy = "raise",
+        show_progress_bar: bool | None = None,
     ) -> list[dict[str, np.ndarray]] | EmbedResult[dict[str, np.ndarray]]:
         """Embed each item as separate streams, one vector each (see :func:`split_streams`).
 
@@ -177,7 +258,15 @@ class OmniEmbedder:
             for stream, part in split_streams(content).items():
                 flat.append(part)
                 owners.append((index, stream))
-        vectors = self._run(flat, "document", batch_size, errors, failures, owner=[i for i, _ in owners])
+        vectors = self._run(
+            flat,
+            "document",
+            batch_size,
+            errors,
+            failures,
+            owner=[i for i, _ in owners],
+            progress=show_progress_bar,
+        )
         result: list[dict[str, np.ndarray] | None] = [None if c is None else {} for c in contents]
         failed = {f.index for f in failures}
         for (index, stream), vector in zip(owners, vectors, strict=True):
@@ -192,12 +281,17 @@ class OmniEmbedder:
     # -- machinery ----------------------------------------------------------------------------------
 
     def _embed_matrix(
-        self, items: Iterable[ItemLike], kind: Kind, batch_size: int | None, errors: ErrorPolicy
+        self,
+        items: Iterable[ItemLike],
+        kind: Kind,
+        batch_size: int | None,
+        errors: ErrorPolicy,
+        progress: bool | None,
     ) -> np.ndarray | EmbedResult[np.ndarray]:
         contents, failures = self._coerce(items, errors)
         present = [i for i, c in enumerate(contents) if c is not None]
         kept = [c for c in contents if c is not None]
-        vectors = self._run(kept, kind, batch_size, errors, failures, owner=present)
+        vectors = self._run(kept, kind, batch_size, errors, failures, owner=present, progress=progress)
         result: list[np.ndarray | None] = [None] * len(contents)
         for index, vector in zip(present, vectors, strict=True):
             result[index] = vector
@@ -233,32 +327,34 @@ class OmniEmbedder:
         failures: list[ItemFailure],
         *,
         owner: Sequence[int],
+        progress: bool | None = None,
     ) -> list[np.ndarray | None]:
-        """Prepare in chunks, embed in length-sorted batches; failures recorded against ``owner``."""
-        size = batch_size or self.batch_size
-        out: list[np.ndarray | None] = [None] * len(contents)
-        chunk = size * CHUNK_BATCHES
-        for start in range(0, len(contents), chunk):
-            prepared: list[tuple[int, PreparedItem]] = []
-            for offset, content in enumerate(contents[start : start + chunk]):
-                position = start + offset
-                index = owner[position]
-                if any(f.index == index for f in failures):
-                    continue
-                try:
-                    require_modalities(self.backend, content, kind=kind, index=index)
-                    prepared.append((position, self.backend.prepare(content, kind=kind, index=index)))
-                except OmniInputError as error:
-                    if errors == "raise":
-                        raise
-                    failures.append(ItemFailure.from_error(error))
-                    logger.warning("skipped %s", error)
-            lengths = [p.length for _, p in prepared]
-            for batch in length_sorted_batches(lengths, size, self.max_batch_tokens):
-                vectors = self.backend.embed_prepared([prepared[i][1] for i in batch], kind=kind)
-                for row, i in enumerate(batch):
-                    out[prepared[i][0]] = vectors[row]
-        return out
+        """Prepare in workers, embed in length-sorted token-budget batches (see :mod:`.runner`)."""
+        spec = RunSpec(
+            kind=kind,
+            batch_size=batch_size or self.batch_size,
+            max_tokens=self.max_tokens_per_batch,
+            errors=errors,
+            owner=owner,
+            failures=failures,
+        )
+        with tqdm(
+            total=len(contents),
+            desc="embedding",
+            unit="item",
+            file=sys.stderr,
+            disable=not self._show(progress),
+        ) as bar:
+            spec.progress = bar
+            return BatchRunner(self.backend, spec, self.num_workers).run(contents)
+
+    def _show(self, progress: bool | None) -> bool:
+        """The call's choice, else the embedder's, else on at INFO/DEBUG logging (sentence-transformers)."""
+        if progress is None:
+            progress = self.show_progress_bar
+        if progress is None:
+            return logger.getEffectiveLevel() <= logging.INFO
+        return progress
 
     @staticmethod
     def _finish(result: list[T | None], failures: list[ItemFailure], errors: ErrorPolicy) -> Any:
@@ -266,3 +362,17 @@ class OmniEmbedder:
             return result
         failures.sort(key=lambda f: f.index)
         return EmbedResult(embeddings=result, failures=failures)
+
+
+def _renamed_budget(max_tokens_per_batch: int | None, max_batch_tokens: int | None) -> int | None:
+    """Accept the old name ``max_batch_tokens`` with a deprecation warning."""
+    if max_batch_tokens is None:
+        return max_tokens_per_batch
+    warnings.warn(
+        "max_batch_tokens is deprecated: pass max_tokens_per_batch (same meaning on the padded path)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if max_tokens_per_batch is not None:
+        raise TypeError("pass max_tokens_per_batch or the deprecated max_batch_tokens, not both")
+    return max_batch_tokens

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,13 @@ from omni_rag.embedder.base import Kind, PreparedItem
 from omni_rag.embedder.loading import LoadOptions
 from omni_rag.embedder.pooling import pool_and_normalize
 from omni_rag.embedder.qwen_omni.bidirectional import make_bidirectional
+from omni_rag.embedder.qwen_omni.packing import (
+    PACKABLE_ATTENTION,
+    PackedBatch,
+    pack,
+    packed_last_hidden_state,
+    segment_mean,
+)
 from omni_rag.embedder.qwen_omni.processor import OmniInputs, OmniProcessor
 from omni_rag.modalities import STREAMS
 
@@ -68,10 +75,16 @@ class QwenOmniBackend:
         truncate: Cut text-only items longer than the context instead of raising.
         videos_kwargs: Processor video kwargs (defaults to the card's).
         video_options: ``qwen_omni_utils`` video element keys (fps, max_frames, ...).
+        packing: Run each batch as one packed row (see :mod:`.packing`). Default: when the
+            attention is flash-attention 2 and the model is transformers' own thinker; ``True``
+            forces it (SDPA then uses a block-diagonal mask: parity checks, not speed).
     """
 
     query_modalities = _ALL
     document_modalities = _ALL
+    #: ``prepare`` and ``collate`` may run in threads while the model runs (nothing they touch is
+    #: used by the forward pass; see :class:`OmniProcessor` for the tokenizer).
+    parallel_prepare = True
 
     def __init__(
         self,
@@ -84,6 +97,7 @@ class QwenOmniBackend:
         truncate: bool = False,
         videos_kwargs: Mapping[str, Any] | None = None,
         video_options: Mapping[str, Any] | None = None,
+        packing: bool | None = None,
     ) -> None:
         self.model = model
         self.model_id = model_id
@@ -99,6 +113,36 @@ class QwenOmniBackend:
             video_options=video_options,
             truncate=truncate,
         )
+        self.packed: bool = self._resolve_packing(packing)
+
+    def _resolve_packing(self, packing: bool | None) -> bool:
+        """Whether batches run packed; ``True`` on a model that cannot is refused, not ignored."""
+        thinker = self._thinker()
+        implementation = thinker.language_model.config._attn_implementation if thinker is not None else None
+        if packing is None:
+            return implementation == "flash_attention_2"
+        if packing and (thinker is None or implementation not in PACKABLE_ATTENTION):
+            why = "the model runs its own code" if thinker is None else f"attention is {implementation!r}"
+            raise ValueError(
+                f"packing=True needs transformers' own thinker with flash_attention_2 or sdpa: {why}"
+            )
+        return packing
+
+    def _thinker(self) -> Any:
+        """The library's ``Qwen2_5OmniThinkerModel`` behind ``self.model``, or ``None`` for own code."""
+        from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniThinkerModel
+
+        model = self.model
+        if isinstance(model, Qwen2_5OmniThinkerModel):
+            return model
+        inner = getattr(model, "model", None)
+        if (
+            isinstance(model, Qwen2_5OmniThinkerForConditionalGeneration)
+            and type(model).forward is Qwen2_5OmniThinkerForConditionalGeneration.forward
+            and isinstance(inner, Qwen2_5OmniThinkerModel)
+        ):
+            return inner
+        return None
 
     @classmethod
     def load(
@@ -147,19 +191,10 @@ class QwenOmniBackend:
         every layer's states. When the class is the library's own, its inner thinker model
         gives the same tensor directly; a class with its own ``forward`` is called the card's way.
         """
-        from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniThinkerModel
-
-        model = self.model
-        if isinstance(model, Qwen2_5OmniThinkerModel):
-            return model(**batch, use_cache=False).last_hidden_state
-        inner = getattr(model, "model", None)
-        if (
-            isinstance(model, Qwen2_5OmniThinkerForConditionalGeneration)
-            and type(model).forward is Qwen2_5OmniThinkerForConditionalGeneration.forward
-            and isinstance(inner, Qwen2_5OmniThinkerModel)
-        ):
-            return inner(**batch, use_cache=False).last_hidden_state
-        return model(**batch, use_cache=False, output_hidden_states=True).hidden_states[-1]
+        thinker = self._thinker()
+        if thinker is not None:
+            return thinker(**batch, use_cache=False).last_hidden_state
+        return self.model(**batch, use_cache=False, output_hidden_states=True).hidden_states[-1]
 
     @property
     def device(self) -> torch.device:
@@ -169,23 +204,52 @@ class QwenOmniBackend:
         inputs = self.processor(item, kind=kind, index=index)
         return PreparedItem(length=inputs.num_tokens, inputs=inputs)
 
-    @torch.inference_mode()
-    def embed_prepared(self, items: Sequence[PreparedItem], *, kind: Kind) -> np.ndarray:
+    def collate(self, items: Sequence[PreparedItem], *, kind: Kind) -> dict[str, torch.Tensor] | PackedBatch:
+        """Batch prepared items on the CPU (thread-safe: the embedder runs it in a worker).
+
+        On CUDA the tensors are pinned here, off the model's critical path, so the copy in
+        :meth:`embed_collated` is asynchronous.
+        """
         inputs: list[OmniInputs] = [item.inputs for item in items]
         batch = self.processor.collate(inputs)
+        collated: dict[str, torch.Tensor] | PackedBatch = batch
+        if self.packed:
+            collated = pack(batch, self._thinker().get_rope_index)
+        if self.device.type == "cuda":
+            collated = _map(collated, lambda _k, v: v.pin_memory())
+        return collated
+
+    @torch.inference_mode()
+    def embed_collated(self, batch: dict[str, torch.Tensor] | PackedBatch, *, kind: Kind) -> np.ndarray:
+        """Run the model on a collated batch; float32 ``(n, dim)`` L2-normalised rows."""
         device = self.device
         dtype = next(self.model.parameters()).dtype
-        moved = {
-            k: (
-                v.to(device, dtype)
-                if v.is_floating_point() and k != "video_second_per_grid"
-                else v.to(device)
-            )
-            for k, v in batch.items()
-        }
-        hidden = self._last_hidden_state(moved)
-        pooled = pool_and_normalize(hidden, moved["attention_mask"])
+        non_blocking = device.type == "cuda"
+
+        def move(key: str, value: torch.Tensor) -> torch.Tensor:
+            if value.is_floating_point() and key != "video_second_per_grid":
+                return value.to(device, dtype, non_blocking=non_blocking)
+            return value.to(device, non_blocking=non_blocking)
+
+        moved = _map(batch, move)
+        if isinstance(moved, PackedBatch):
+            hidden = packed_last_hidden_state(self._thinker(), moved)
+            pooled = torch.nn.functional.normalize(segment_mean(hidden, moved.lengths), dim=-1)
+        else:
+            hidden = self._last_hidden_state(moved)
+            pooled = pool_and_normalize(hidden, moved["attention_mask"])
         return pooled.cpu().numpy().astype(np.float32)
+
+    def embed_prepared(self, items: Sequence[PreparedItem], *, kind: Kind) -> np.ndarray:
+        return self.embed_collated(self.collate(items, kind=kind), kind=kind)
+
+
+def _map(
+    batch: dict[str, torch.Tensor] | PackedBatch, fn: Callable[[str, torch.Tensor], torch.Tensor]
+) -> dict[str, torch.Tensor] | PackedBatch:
+    if isinstance(batch, PackedBatch):
+        return batch.map(fn)
+    return {k: fn(k, v) for k, v in batch.items()}
 
 
 def load(options: LoadOptions, **kwargs: Any) -> QwenOmniBackend:

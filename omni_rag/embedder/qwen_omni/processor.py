@@ -10,6 +10,8 @@ length and an item over the context is refused instead of silently cut, and
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +75,12 @@ class OmniProcessor:
         tokenizer = processor.tokenizer
         self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.padding_side: str = "left"
+        # A fast tokenizer's truncation setting is state on the Rust object: switching it while
+        # another thread encodes fails ("Already borrowed"). Only ``truncate`` switches it (per
+        # item: text-only items truncate, others not), so only then are processor calls serialised.
+        self._tokenizer_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if truncate else contextlib.nullcontext()
+        )
 
     # -- one item -----------------------------------------------------------------------------
 
@@ -127,16 +135,17 @@ class OmniProcessor:
         if self.truncate and text_only:
             text_kwargs.update(truncation=True, max_length=self.max_tokens)
         try:
-            features = self.processor(
-                text=[text],
-                images=loaded.get("images"),
-                videos=loaded.get("videos"),
-                audio=loaded.get("audio"),
-                return_tensors="pt",
-                text_kwargs=text_kwargs,
-                videos_kwargs=dict(self.videos_kwargs),
-                audio_kwargs=audio_kwargs,
-            )
+            with self._tokenizer_lock:
+                features = self.processor(
+                    text=[text],
+                    images=loaded.get("images"),
+                    videos=loaded.get("videos"),
+                    audio=loaded.get("audio"),
+                    return_tensors="pt",
+                    text_kwargs=text_kwargs,
+                    videos_kwargs=dict(self.videos_kwargs),
+                    audio_kwargs=audio_kwargs,
+                )
         except (ValueError, RuntimeError) as error:
             field_name = item.modalities[-1] if len(item.modalities) == 1 else "item"
             raise OmniInputError(f"processor failed: {error}", index=index, field=field_name) from error
