@@ -538,3 +538,21 @@ def test_constructor_argument_errors() -> None:
         OmniStore("x", client=QdrantClient(":memory:"), url="http://localhost:6333")
     with pytest.raises(StoreInputError):
         OmniStore("x", write_batch_size=0)
+
+
+@pytest.mark.parametrize("fusion", ["mean", "max", "rrf", "dbsf"])
+def test_streams_added_after_a_search_are_searched(make: Make, fusion: str) -> None:
+    """Streams no point has are not queried; a stream written after a search must be again."""
+    store = make("present")
+    rng = np.random.default_rng(7)
+    audio = rng.standard_normal((5, DIM)).astype(np.float32)
+    store.upsert([f"a{i}" for i in range(5)], [{"audio": v} for v in audio])
+    query = rng.standard_normal(DIM).astype(np.float32)
+    assert {h.id for h in store.search(query, fusion=fusion, limit=10)} == {f"a{i}" for i in range(5)}
+    store.upsert(["t"], [{"text": query}])  # the query itself: first by score (rrf/dbsf tie it)
+    hits = store.search(query, fusion=fusion, limit=10)
+    assert {h.id for h in hits} == {"t", *(f"a{i}" for i in range(5))}
+    if fusion in ("mean", "max"):
+        assert hits[0].id == "t"
+    store.delete([f"a{i}" for i in range(5)])
+    assert [h.id for h in store.search(query, fusion=fusion, limit=10)] == ["t"]

@@ -108,6 +108,11 @@ class ClientEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=filter, exact=True).count)
 
+    def present_streams(self) -> frozenset[str]:
+        # asked each time: other clients may write to a server between two searches
+        response = self.client.facet(self.collection, key=PayloadKey.MODALITIES, limit=16, exact=True)
+        return frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
+
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         batch = [
             models.QueryRequest(
@@ -116,7 +121,7 @@ class ClientEngine:
                 limit=r.limit,
                 filter=r.filter,
                 params=_params(r),
-                with_payload=True,
+                with_payload=r.with_payload,
                 with_vector=list(r.with_vectors) or False,
             )
             for r in requests

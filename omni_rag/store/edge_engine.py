@@ -69,6 +69,7 @@ class EdgeEngine:
         self.folder = self.root / "edge" / collection
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
+        self._present: frozenset[str] | None = None
         if self._tmp is None:
             self._lock = _acquire(self.root / "edge" / f"{collection}.lock", self.root)
 
@@ -158,6 +159,13 @@ class EdgeEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def present_streams(self) -> frozenset[str]:
+        # cached until this process writes: the folder lock keeps every other writer out
+        if self._present is None:
+            response = self._require().facet(qe.FacetRequest(PayloadKey.MODALITIES, limit=16, exact=True))
+            self._present = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
+        return self._present
+
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         batch = qe.QueryBatchRequest(queries=[_query_request(r) for r in requests])
         return [[_record(p) for p in points] for points in self._require().query_batch(batch)]
@@ -193,6 +201,7 @@ class EdgeEngine:
             self._require().optimize()
 
     def drop(self) -> None:
+        self._present = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -218,6 +227,7 @@ class EdgeEngine:
         return shard
 
     def _update(self, operation: qe.UpdateOperation) -> None:
+        self._present = None
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")
@@ -255,7 +265,7 @@ def _query_request(request: Nearest) -> qe.QueryRequest:
         query=qe.Query.Nearest(request.vector.tolist(), using=request.using),
         filter=to_edge_filter(request.filter),
         params=qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact),
-        with_payload=True,
+        with_payload=request.with_payload,
         with_vector=list(request.with_vectors) or False,
     )
 

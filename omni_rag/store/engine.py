@@ -81,6 +81,7 @@ class Nearest:
     hnsw_ef: int | None = None
     exact: bool = False
     with_vectors: tuple[str, ...] = ()
+    with_payload: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ class Engine(Protocol):
 
     def count(self, filter: models.Filter | None = None) -> int:
         """Exact number of points (matching ``filter``)."""
+        ...
+
+    def present_streams(self) -> frozenset[str]:
+        """Streams at least one point has: index queries on the others would find nothing."""
         ...
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:

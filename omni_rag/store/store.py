@@ -87,11 +87,21 @@ class _Plan:
     oversampling: float
     hnsw_ef: int | None
     exact: bool
+    present: frozenset[str] = frozenset(STREAMS)
+
+    def searched(self) -> list[tuple[Stream, float]]:
+        """Selected streams with a positive weight that some point has: the ones worth a query."""
+        pairs = zip(self.streams, self.weights, strict=True)
+        return [(s, float(w)) for s, w in pairs if w > 0 and s in self.present]
 
     def nearest(
         self, using: str, vector: np.ndarray, limit: int, extra: models.Filter | None, *, vectors: bool = True
     ) -> Nearest:
-        """An index query; ``vectors=False`` when its scores are already the fused score."""
+        """An index query; ``vectors=False`` when its scores are already the fused score.
+
+        Such candidates come back as bare ids and scores: the best few get their payload and
+        vectors in one retrieve, which costs far less than shipping them for every candidate.
+        """
         return Nearest(
             using=using,
             vector=vector,
@@ -100,6 +110,7 @@ class _Plan:
             hnsw_ef=self.hnsw_ef,
             exact=self.exact,
             with_vectors=self.streams if vectors else (),
+            with_payload=vectors,
         )
 
 
@@ -489,7 +500,10 @@ class OmniStore:
                 f"query has {query.shape[0]} dims, collection '{self.collection}' has {self._dim}"
             )
         effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
-        return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact)
+        present = self._engine.present_streams()
+        if not present:
+            return None
+        return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, present)
 
     def _exact_hits(self, plan: _Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
         """Index candidates (per stream combination for mean, per stream for max), scored exactly.
@@ -524,11 +538,15 @@ class OmniStore:
         return [fetched.get(r.id, r) if not r.vectors else r for r in records]
 
     def _native_hits(self, plan: _Plan, fusion: str, limit: int, per_query: int, weighted: bool) -> list[Hit]:
+        # streams no point has would add empty lists: leaving them out changes no fused score
+        searched = [(s, w) for s, w in zip(plan.streams, plan.weights, strict=True) if s in plan.present]
+        if not searched:
+            return []
         query = FusedQuery(
             fusion="dbsf" if fusion == "dbsf" else "rrf",
-            prefetch=tuple(plan.nearest(s, plan.query, per_query, None) for s in plan.streams),
+            prefetch=tuple(plan.nearest(s, plan.query, per_query, None) for s, _ in searched),
             limit=limit,
-            weights=tuple(float(w) for w in plan.weights) if weighted else None,
+            weights=tuple(float(w) for _, w in searched) if weighted else None,
             with_vectors=plan.streams,
         )
         records = self._engine.fused(query)
@@ -589,8 +607,8 @@ def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
     text or an image with audio/video have, take each stream's candidates (as ``max`` does).
     Candidates are rescored exactly by the caller.
     """
-    active = [s for s, w in zip(plan.streams, plan.weights, strict=True) if w > 0]
-    weight = dict(zip(plan.streams, plan.weights, strict=True))
+    weight: dict[str, float] = dict(plan.searched())
+    active = list(weight)
     requests = []
     for size in range(1, len(active) + 1):
         for used in itertools.combinations(active, size):
@@ -620,11 +638,7 @@ def _best(plan: _Plan, records: list[EngineRecord], keep: int | None) -> list[En
 
 
 def _max_requests(plan: _Plan, per_query: int) -> list[Nearest]:
-    return [
-        plan.nearest(s, plan.query, per_query, None)
-        for s, w in zip(plan.streams, plan.weights, strict=True)
-        if w > 0
-    ]
+    return [plan.nearest(s, plan.query, per_query, None) for s, _ in plan.searched()]
 
 
 _GroupKey = tuple[bool, str | int]
