@@ -4,7 +4,9 @@ actor dies, and a re-run adds nothing."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,21 +35,22 @@ OPTIONS = RayOptions(actors=2, gpus_per_actor=0, items_per_group=8)
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
     """One small local Ray for the module: 2 CPUs, no dashboard."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20)
     yield
     ray.shutdown()
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Images, a wav, an mp4 with sound, a long video that gets segmented, one corrupt mp4."""
+    """Images, a wav, an mp4 with sound, a long video that gets segmented, two corrupt files."""
     root = tmp_path_factory.mktemp("mixed")
     make_image(root / "a.png", size=(64, 48), seed=1)
     make_image(root / "b.png", size=(48, 64), seed=2)
     make_audio(root / "tone.wav", seconds=1.5, sample_rate=16000, freq=330.0, seed=3)
     make_video(root / "clip.mp4", seconds=1.5, fps=4, size=(48, 32), audio=True, seed=4)
     make_video(root / "long.mp4", seconds=7.0, fps=4, size=(48, 32), audio=True, seed=5)
-    make_corrupt(root / "broken.mp4", seed=6)
+    make_corrupt(root / "broken.mp4", seed=6)  # fails the scan (nothing can probe it)
+    make_corrupt(root / "cut.wav", truncate_from=root / "tone.wav")  # probes, fails on the actor
     return root
 
 
@@ -94,7 +97,8 @@ def test_ray_writes_what_a_local_run_writes(
     expected = local["report"]
     assert sorted(report.added) == sorted(expected.added) and len(report.added) == 5
     assert [(f.path, f.reason) for f in report.failures] == [(f.path, f.reason) for f in expected.failures]
-    assert [Path(f.path).name for f in report.failures] == ["broken.mp4"]
+    assert [Path(f.path).name for f in report.failures] == ["broken.mp4", "cut.wav"]
+    assert "truncated audio" in report.failures[1].reason
     assert store.get_info()["model_id"] == str(checkpoint)
 
     again = _index_ray(store, folder, checkpoint)
@@ -112,14 +116,14 @@ def test_a_dead_actor_loses_and_duplicates_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(CRASH_AFTER_ENV, "1")  # the first actor to finish a chunk dies before returning it
-    markers = set(Path(__import__("tempfile").gettempdir()).glob("omni-rag-crash-*/fired"))
+    markers = set(Path(tempfile.gettempdir()).glob("omni-rag-crash-*/fired"))
     store = OmniStore("mixed", path=tmp_path / "store")
     report = _index_ray(store, folder, checkpoint)
-    fired = set(Path(__import__("tempfile").gettempdir()).glob("omni-rag-crash-*/fired")) - markers
+    fired = set(Path(tempfile.gettempdir()).glob("omni-rag-crash-*/fired")) - markers
     assert len(fired) == 1  # an actor really died mid-run
     assert sorted(report.added) == sorted(local["report"].added)
     assert len(report.added) == len(set(report.added))
-    assert [Path(f.path).name for f in report.failures] == ["broken.mp4"]
+    assert [Path(f.path).name for f in report.failures] == ["broken.mp4", "cut.wav"]
     _assert_same_points(_points(store), local["points"])
     store.close()
 
@@ -127,14 +131,19 @@ def test_a_dead_actor_loses_and_duplicates_nothing(
 def test_cli_ray_flag_indexes_and_reports(
     ray_session: None, folder: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    make_image(files / "new.png", size=(40, 40), seed=7)
+    shutil.copy(folder / "broken.mp4", files)
     store = tmp_path / "cli-store"
-    argv = ["index", str(folder), "-c", "mixed", "--store", str(store), "--model", str(checkpoint)]
-    code = main([*argv, "--device", "cpu", "--ray", "--ray-actors", "2", "--quiet"])
+    argv = ["index", str(files), "-c", "mixed", "--store", str(store), "--model", str(checkpoint)]
+    code = main([*argv, "--device", "cpu", "--ray", "--ray-actors", "1", "--quiet"])
     out = capsys.readouterr().out
-    assert code == 1  # broken.mp4 failed; the others were indexed
-    assert "broken.mp4" in out
+    assert code == 1  # broken.mp4 failed; new.png was indexed
+    assert "broken.mp4" in out and "not a decodable image, audio or video file" in out
     with OmniStore("mixed", path=store) as opened:
-        assert opened.count() == 5  # default policy: long.mp4 (7 s) stays one point
+        assert opened.count() == 1
+        assert opened.get_info()["model_id"] == str(checkpoint)
 
 
 def test_cli_without_ray_installed_says_how_to_install(
