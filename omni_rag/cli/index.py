@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
@@ -113,19 +113,25 @@ def run_index(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
+def _indexer(
+    store: OmniStore, args: argparse.Namespace, ray_options: RayOptions | None
+) -> Callable[[FileScan], IndexReport]:
+    """What indexes the scan: a model loaded here now (a bad one fails before the scan), or Ray."""
+    if ray_options is None:
+        retriever = OmniRetriever(embedder_from_args(args), store)
+        return lambda scan: index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)
+    from omni_rag.cli.index_ray import index_scan_ray, model_spec_from_args
+
+    spec = model_spec_from_args(args)
+    return lambda scan: index_scan_ray(store, scan, spec, ray_options, quiet=args.quiet)
+
+
 def _index_into(store: OmniStore, args: argparse.Namespace, ray_options: RayOptions | None) -> IndexReport:
     """Scan and index, here or on Ray; a model mismatch or a failed write stops the run."""
-    from omni_rag.cli import index_ray
-
-    spec = index_ray.model_spec_from_args(args) if ray_options is not None else None
-    embedder = embedder_from_args(args) if ray_options is None else None
+    index = _indexer(store, args, ray_options)
     scan = scan_paths(args.paths, exclude=args.exclude)
     try:
-        if spec is not None and ray_options is not None:
-            return index_ray.index_scan_ray(store, scan, spec, ray_options, quiet=args.quiet)
-        assert embedder is not None
-        retriever = OmniRetriever(embedder, store)
-        return index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)
+        return index(scan)
     except ModelMismatchError as error:
         raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
     except StoreError as error:  # a failed write stops the run: embedding on would be lost work

@@ -58,7 +58,7 @@ def stream_outcomes(
         fn_constructor_kwargs={"spec": spec, "crash": _crash_hook()},
         batch_size=1,
         batch_format="pyarrow",
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=gpus,
         num_cpus=options.cpus_per_actor,
         max_restarts=-1,
