@@ -1,19 +1,19 @@
 """Items/s of ``index --ray`` with 1 and 2 CPU actors next to the single-process path.
 
-    python benchmarks/bench_ray.py [--images 16] [--clips 8] [--cpus 2]
+    python benchmarks/bench_ray.py [--images 48] [--clips 12] [--cpus 2]
 
 Synthetic media (small images, 1.5-s wavs and 1.5-s mp4s with sound) and the tiny checkpoint:
 the transformer is tiny but decoding and the processors are the real ones, so the figures show
 the overhead of the distributed path (scheduling, pickling, actor start-up), not the speed of the
-real model. Each case indexes the same files into a fresh embedded store.
+real model. Every case runs the steps ``index`` runs (``begin_add`` plans and hashes, chunks of 8
+files, ``AddRun.record`` writes, ``finish``) into a fresh embedded store; only where chunks are
+embedded differs: ``local`` calls ``embed_chunk`` in this process (``OmniRetriever.add``'s loop),
+``ray N`` streams them through ``stream_outcomes`` on a local Ray with N actors.
 
-* ``local``: the CLI's ``index_scan`` after loading the model (the load is its start-up);
-* ``ray N``: the driver's own steps (``begin_add``, ``stream_outcomes``, ``AddRun.record``) on a
-  local Ray with N actors; start-up is the time to the first written chunk (actor spawn, model
-  load, Ray Data planning, one chunk), ``steady`` counts the items of the other chunks over the
-  time from the first chunk to the last.
-
-``items/s`` is items over the whole wall time, start-up included.
+Columns: ``plan s`` (hash + probe on the driver, the same work in every case), ``first s`` (from
+the end of planning to the first chunk written: model load, and for Ray actor spawn and Ray Data
+start-up), ``wall s`` (everything, model load included), ``items/s`` (items / wall) and
+``steady/s`` (the items of all chunks after the first, over the time from the first to the last).
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+Chunks = Sequence[list[Any]]
+#: Embeds chunks, yielding ``(chunk index, done, failures)`` as they finish.
+Embed = Callable[[Chunks], Iterator[tuple[int, list[Any], list[Any]]]]
 
 
 @dataclass
@@ -33,22 +38,23 @@ class Row:
 
     mode: str
     items: int
-    startup_s: float
+    plan_s: float
+    first_s: float
     wall_s: float
-
     steady_items: int
+    steady_s: float
 
     def line(self) -> str:
-        steady = self.steady_items / max(self.wall_s - self.startup_s, 1e-9)
-        rate = self.items / self.wall_s
-        times = f"{self.startup_s:>10.1f} {self.wall_s:>8.1f}"
-        return f"{self.mode:<10} {self.items:>6} {times} {rate:>8.2f} {steady:>8.2f}"
+        times = f"{self.plan_s:>7.1f} {self.first_s:>8.1f} {self.wall_s:>7.1f}"
+        steady = self.steady_items / max(self.steady_s, 1e-9)
+        return f"{self.mode:<7} {self.items:>6} {times} {self.items / self.wall_s:>8.2f} {steady:>9.2f}"
 
 
 def make_media(root: Path, images: int, clips: int) -> None:
     """``images`` PNGs, ``clips`` wavs and ``clips`` mp4s with sound, all different."""
     from omni_rag.testing.media import make_audio, make_image, make_video
 
+    root.mkdir(parents=True, exist_ok=True)
     for k in range(images):
         make_image(root / f"img{k:03}.png", size=(64, 48), seed=k)
     for k in range(clips):
@@ -56,50 +62,52 @@ def make_media(root: Path, images: int, clips: int) -> None:
         make_video(root / f"clip{k:03}.mp4", seconds=1.5, fps=4, size=(48, 32), audio=True, seed=100 + k)
 
 
-def timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
-
-
-def bench_local(files: Path, checkpoint: Path, scratch: Path) -> Row:
-    from omni_rag import OmniEmbedder
-    from omni_rag.cli.files import scan_paths
-    from omni_rag.cli.index import index_scan
-    from omni_rag.retriever import OmniRetriever
-    from omni_rag.store import OmniStore
-
-    scan = scan_paths([files])
-    holder: list[OmniEmbedder] = []
-    load = timed(lambda: holder.append(OmniEmbedder.from_pretrained(checkpoint, device="cpu")))
-    with OmniStore("bench", path=scratch / "local") as store:
-        wall = timed(lambda: index_scan(OmniRetriever(holder[0], store), scan, quiet=True))
-    return Row("local", len(scan.items), load, wall + load, len(scan.items))
-
-
-def bench_ray(files: Path, checkpoint: Path, scratch: Path, actors: int) -> Row:
-    from omni_rag.cli.files import scan_paths
-    from omni_rag.distributed import ModelSpec, RayOptions
-    from omni_rag.distributed.driver import stream_outcomes
+def measure(mode: str, items: list[Any], store_path: Path, embed: Embed) -> Row:
+    """Plan, embed with ``embed``, write and finish, timing each phase."""
     from omni_rag.indexing import begin_add
     from omni_rag.store import OmniStore
 
-    spec = ModelSpec(str(checkpoint), device="cpu")
-    options = RayOptions(actors=actors, gpus_per_actor=0)
-    items = [item.content for item in scan_paths([files]).items]
-    start = time.perf_counter()
-    first, steady_items = 0.0, 0
-    with OmniStore("bench", path=scratch / f"ray{actors}") as store:
+    with OmniStore("bench", path=store_path) as store:
+        start = time.perf_counter()
         run = begin_add(store, items, errors="skip")
-        chunks = run.chunks(options.items_per_group)
-        for n, outcome in enumerate(stream_outcomes(chunks, spec, options)):
-            run.record(outcome.done, outcome.failures)
+        chunks = run.chunks(8)
+        planned = time.perf_counter()
+        first, steady_items = 0.0, 0
+        for n, (index, done, failures) in enumerate(embed(chunks)):
+            run.record(done, failures)
             if n == 0:
-                first = time.perf_counter() - start
+                first = time.perf_counter()
             else:
-                steady_items += len({p.item_index for p in chunks[outcome.chunk]})
+                steady_items += len({p.item_index for p in chunks[index]})
         run.finish()
-    return Row(f"ray {actors}", len(items), first, time.perf_counter() - start, steady_items)
+        end = time.perf_counter()
+    return Row(mode, len(items), planned - start, first - planned, end - start, steady_items, end - first)
+
+
+def local_embed(checkpoint: Path) -> Embed:
+    """Load the model when the first chunk is asked for (so its load counts as ``first s``)."""
+
+    def embed(chunks: Chunks) -> Iterator[tuple[int, list[Any], list[Any]]]:
+        from omni_rag import OmniEmbedder
+        from omni_rag.indexing import embed_chunk
+
+        embedder = OmniEmbedder.from_pretrained(checkpoint, device="cpu")
+        for index, chunk in enumerate(chunks):
+            yield (index, *embed_chunk(embedder, chunk, errors="skip"))
+
+    return embed
+
+
+def ray_embed(checkpoint: Path, actors: int) -> Embed:
+    def embed(chunks: Chunks) -> Iterator[tuple[int, list[Any], list[Any]]]:
+        from omni_rag.distributed import ModelSpec, RayOptions
+        from omni_rag.distributed.driver import stream_outcomes
+
+        options = RayOptions(actors=actors, gpus_per_actor=0)
+        for outcome in stream_outcomes(chunks, ModelSpec(str(checkpoint), device="cpu"), options):
+            yield outcome.chunk, outcome.done, outcome.failures
+
+    return embed
 
 
 def main() -> None:
@@ -113,20 +121,23 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import ray
 
+    from omni_rag.cli.files import scan_paths
     from omni_rag.testing import tiny_checkpoint
 
     checkpoint = tiny_checkpoint("native")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "files").mkdir()
         make_media(root / "files", args.images, args.clips)
-        rows = [bench_local(root / "files", checkpoint, root)]
+        items = [item.content for item in scan_paths([root / "files"]).items]
+        rows = [measure("local", items, root / "local", local_embed(checkpoint))]
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         try:
-            rows += [bench_ray(root / "files", checkpoint, root, n) for n in (1, 2)]
+            for n in (1, 2):
+                rows.append(measure(f"ray {n}", items, root / f"ray{n}", ray_embed(checkpoint, n)))
         finally:
             ray.shutdown()
-    print(f"{'mode':<10} {'items':>6} {'startup s':>10} {'wall s':>8} {'items/s':>8} {'steady/s':>8}")
+    print(f"{'mode':<7} {'items':>6} {'plan s':>7} {'first s':>8} {'wall s':>7}", end=" ")
+    print(f"{'items/s':>8} {'steady/s':>9}")
     for row in rows:
         print(row.line())
 

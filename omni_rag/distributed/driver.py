@@ -11,7 +11,9 @@ import os
 import pickle
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
@@ -53,26 +55,47 @@ def stream_outcomes(
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     dataset.context.max_errored_blocks = -1
     dataset.context.enable_progress_bars = False  # the driver shows files and segments instead
-    embedded = dataset.map_batches(
-        ChunkEmbedder,
-        fn_constructor_kwargs={"spec": spec, "crash": _crash_hook()},
-        batch_size=1,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_gpus=gpus,
-        num_cpus=options.cpus_per_actor,
-        max_restarts=-1,
-        max_task_retries=options.task_retries,
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 has no named parameter for actor restarts/retries yet; bounded retries matter
+        # (the default is to retry forever, so a file that kills its actor every time would hang).
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        embedded = dataset.map_batches(
+            ChunkEmbedder,
+            fn_constructor_kwargs={"spec": spec, "crash": _crash_hook()},
+            batch_size=1,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_gpus=gpus,
+            num_cpus=options.cpus_per_actor,
+            max_restarts=-1,
+            max_task_retries=options.task_retries,
+        )
     for row in embedded.iter_rows():
         yield pickle.loads(row["outcome"])
+
+
+@dataclass
+class _Progress:
+    """The bar: segments written, with the files they belong to and the files failed so far."""
+
+    bar: tqdm
+    files: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+
+    def update(self, points: Sequence[PlannedPoint], outcome: ChunkOutcome) -> None:
+        self.files.update(p.item_index for p in points)
+        self.failed.update(f.index for f in outcome.failures)
+        if outcome.crash is not None:
+            self.failed.update(p.item_index for p in points)
+        self.bar.update(len(points))
+        self.bar.set_postfix(files=len(self.files), failed=len(self.failed))
 
 
 def _collect(
     run: AddRun,
     chunks: Sequence[list[PlannedPoint]],
     outcomes: Iterator[ChunkOutcome],
-    bar: tqdm,
+    progress: _Progress,
     seen: set[int],
 ) -> None:
     """Write each outcome once (a retried chunk may come back twice); ``seen`` gets the chunks done."""
@@ -88,12 +111,7 @@ def _collect(
             run.record_crash(points, outcome.crash)
         else:
             run.record(outcome.done, outcome.failures)
-        bar.update(len(points))
-        bar.set_postfix(files=len({p.item_index for c in seen for p in chunks[c]}), failed=_failed(run))
-
-
-def _failed(run: AddRun) -> int:
-    return len({f.index for f in run.result.failures} | set(run.result.crashed))
+        progress.update(points, outcome)
 
 
 def index_items(
@@ -130,7 +148,7 @@ def index_items(
         total=len(run.pending), unit="segment", desc="indexing (ray)", file=sys.stderr, disable=quiet or None
     ) as bar:
         try:
-            _collect(run, chunks, stream_outcomes(chunks, spec, options), bar, seen)
+            _collect(run, chunks, stream_outcomes(chunks, spec, options), _Progress(bar), seen)
         except (ModelMismatchError, StoreError):
             raise
         except Exception as error:  # the pipeline itself failed (e.g. no actor could load the model)
