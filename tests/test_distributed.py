@@ -21,7 +21,9 @@ from omni_rag.cli.index import index_scan
 from omni_rag.cli.index_ray import index_scan_ray
 from omni_rag.cli.report import IndexReport
 from omni_rag.distributed import ModelSpec, RayOptions
-from omni_rag.distributed.worker import CRASH_AFTER_ENV
+from omni_rag.distributed.driver import write_outcomes
+from omni_rag.distributed.worker import CRASH_AFTER_ENV, ChunkEmbedder, ChunkOutcome
+from omni_rag.indexing import begin_add
 from omni_rag.retriever import OmniRetriever
 from omni_rag.segments import SegmentPolicy
 from omni_rag.store import OmniStore
@@ -131,6 +133,36 @@ def test_a_dead_actor_loses_and_duplicates_nothing(ray_run: dict[str, Any], loca
     added = ray_run["report"].added
     assert sorted(added) == sorted(local["report"].added) and len(added) == len(set(added))
     assert sorted(ray_run["points"]) == sorted(local["points"])  # every good file's points, once
+
+
+def test_driver_writes_each_chunk_once_and_fails_the_lost_ones(
+    folder: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    """The driver's bookkeeping, fed real outcomes of the actor class run in this process: a chunk
+    delivered twice (a retried task) is written once; when the pipeline dies, the chunks it never
+    returned fail their files with the reason instead of vanishing."""
+    items = [item.content for item in scan_paths([folder]).items]
+    with OmniStore("mixed", path=tmp_path / "store") as store:
+        run = begin_add(store, items, policy=POLICY, errors="skip")
+        chunks = run.chunks(8)
+        assert len(chunks) >= 3
+        actor = ChunkEmbedder(ModelSpec(str(checkpoint), device="cpu"))
+
+        def outcomes() -> Iterator[ChunkOutcome]:
+            first = actor.embed(0, chunks[0])
+            yield first
+            yield first
+            yield from (actor.embed(i, chunks[i]) for i in range(1, len(chunks) - 1))
+            raise RuntimeError("node lost")
+
+        result = write_outcomes(run, chunks, outcomes(), quiet=True)
+        lost = {p.item_index for p in chunks[-1]}
+        assert result.crashed == dict.fromkeys(lost, "not embedded: RuntimeError: node lost")
+        assert not lost & set(result.added_items)
+        failed = {f.index for f in result.failures}  # cut.wav: refused on the "actor"
+        expected = [p.point_id for chunk in chunks[:-1] for p in chunk if p.item_index not in failed]
+        assert sorted(result.added) == sorted(expected)  # the twice-delivered chunk: once
+        assert store.count() == len(expected)
 
 
 def test_cli_ray_flag_indexes_and_reports(

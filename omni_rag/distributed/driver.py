@@ -139,20 +139,42 @@ def index_items(
     """
     run = begin_add(store, items, policy=policy, errors="skip")
     chunks = run.chunks(options.items_per_group)
-    if not chunks:
-        return run.finish()
-    connect(options.address)
+    if chunks:
+        connect(options.address)
+    return write_outcomes(run, chunks, stream_outcomes(chunks, spec, options), quiet=quiet)
+
+
+def write_outcomes(
+    run: AddRun,
+    chunks: Sequence[list[PlannedPoint]],
+    outcomes: Iterator[ChunkOutcome],
+    *,
+    quiet: bool = False,
+) -> AddResult:
+    """Write outcomes as they arrive, each chunk once; a chunk that never arrives (the pipeline
+    failed, or its actor died more than ``task_retries`` times) fails its files with the reason.
+
+    Raises:
+        ModelMismatchError: see :func:`index_items`.
+        StoreError: A write failed.
+    """
     seen: set[int] = set()
     lost = "no worker returned it"
-    with tqdm(
-        total=len(run.pending), unit="segment", desc="indexing (ray)", file=sys.stderr, disable=quiet or None
-    ) as bar:
-        try:
-            _collect(run, chunks, stream_outcomes(chunks, spec, options), _Progress(bar), seen)
-        except (ModelMismatchError, StoreError):
-            raise
-        except Exception as error:  # the pipeline itself failed (e.g. no actor could load the model)
-            lost = crash_reason(error)
+    if chunks:
+        bar = tqdm(
+            total=len(run.pending),
+            unit="segment",
+            desc="indexing (ray)",
+            file=sys.stderr,
+            disable=quiet or None,
+        )
+        with bar:
+            try:
+                _collect(run, chunks, outcomes, _Progress(bar), seen)
+            except (ModelMismatchError, StoreError):
+                raise
+            except Exception as error:  # the pipeline itself failed (e.g. no actor could load the model)
+                lost = crash_reason(error)
     for index, chunk in enumerate(chunks):
         if index not in seen:
             run.record_crash(chunk, f"not embedded: {lost}")
