@@ -5,7 +5,9 @@ lookup) -> :func:`chunk_points` (bounded media per forward pass) -> :func:`embed
 -> :func:`write_chunk` (store only) -> :func:`delete_stale` (old segments or points of re-planned
 items). Planning needs neither the model nor the store, embedding never touches the store, so a
 pipeline can plan on one machine, embed on others and write in one place and still produce the
-points, ids and payloads a single-process run does.
+points, ids and payloads a single-process run does. :func:`begin_add` and :class:`AddRun` hold
+everything but the embedding, so ``OmniRetriever.add`` (embeds in-process) and
+:mod:`omni_rag.distributed` (embeds on Ray actors) share one plan/write/summary path.
 """
 
 from __future__ import annotations
@@ -298,3 +300,127 @@ def delete_stale(store: OmniStore, written: Sequence[PlannedPoint]) -> None:
         while stale := [p.id for p in store.get([f"{item_id}#{j}" for j in range(k, k + _PROBE)]) if p]:
             store.delete(stale)
             k += _PROBE
+
+
+@dataclass
+class AddResult:
+    """What :meth:`OmniRetriever.add <omni_rag.retriever.OmniRetriever.add>` did, item by item.
+
+    Attributes:
+        added: Point ids embedded and written (``<item id>#<k>`` for segments).
+        unchanged: Point ids already in the store, skipped without embedding.
+        failures: Items that could not be embedded (``errors="skip"``), with reasons.
+        added_items: Input indices of items that had at least one point written.
+        unchanged_items: Input indices of items whose points were all already stored.
+        duplicates: Input index -> index of an earlier item in the same call with the same
+            content (or id): one point per content, recorded at the first item's source; the copy
+            is neither embedded nor written again.
+        crashed: Input index -> ``"<error type>: <message>"`` for items whose chunk raised an
+            unexpected error where it was embedded (a decoder or model crash on a worker) or was
+            never embedded (a worker lost for good). Only remote embedding fills it; in-process,
+            such an error propagates to the caller.
+    """
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+    added_items: list[int] = field(default_factory=list)
+    unchanged_items: list[int] = field(default_factory=list)
+    duplicates: dict[int, int] = field(default_factory=dict)
+    crashed: dict[int, str] = field(default_factory=dict)
+
+
+def model_info(embedder: OmniEmbedder) -> dict[str, Any]:
+    """What a collection records about the model that filled it (checked before mixing models)."""
+    return {"model_id": embedder.model_id, "revision": embedder.revision, "dim": embedder.dim}
+
+
+def crash_reason(error: BaseException) -> str:
+    """How an unexpected error (not a bad item) is reported against each item it failed."""
+    return f"{type(error).__name__}: {error}"
+
+
+def claim_collection(store: OmniStore, model_info: Mapping[str, Any]) -> None:
+    """Record the model in a collection that has none yet (the first write decides)."""
+    if not store.get_info().get("model_id"):
+        store.set_info(model_info)
+
+
+@dataclass
+class AddRun:
+    """An add between planning and its summary: chunks to embed, and what was written so far.
+
+    Whoever embeds the chunks (this process, Ray actors) hands the vectors to :meth:`record`,
+    which writes them; :meth:`finish` deletes what re-planned items replaced and tells each
+    item's fate. Writes are upserts under deterministic ids, so recording a chunk twice (a
+    retried worker) writes the same points again, never new ones.
+    """
+
+    store: OmniStore
+    plan: Plan
+    pending: list[PlannedPoint]
+    policy: SegmentPolicy | None
+    metadata: Sequence[Mapping[str, Any] | None] | None
+    result: AddResult
+    written: list[PlannedPoint] = field(default_factory=list)
+
+    def chunks(self, items_per_group: int | None = None) -> list[list[PlannedPoint]]:
+        """:func:`chunk_points` of the pending points; with ``items_per_group``, chunks never mix
+        items of different groups of that many consecutive items (what adding the items that many
+        at a time gives, so batches, and hence vectors, match such a run)."""
+        if items_per_group is None:
+            return chunk_points(self.pending, self.policy)
+        groups: dict[int, list[PlannedPoint]] = {}
+        for point in self.pending:
+            groups.setdefault(point.item_index // items_per_group, []).append(point)
+        return [chunk for key in sorted(groups) for chunk in chunk_points(groups[key], self.policy)]
+
+    def record(self, done: Sequence[EmbeddedPoint], failures: Sequence[ItemFailure]) -> None:
+        """Write one embedded chunk and note its failures. Store errors propagate: the caller stops."""
+        self.result.failures.extend(failures)
+        self.result.added.extend(write_chunk(self.store, done, self.metadata))
+        self.written.extend(e.point for e in done)
+
+    def record_crash(self, chunk: Sequence[PlannedPoint], reason: str) -> None:
+        """Fail every item of a chunk that raised (or was lost) where it was embedded."""
+        for point in chunk:
+            self.result.crashed.setdefault(point.item_index, reason)
+
+    def finish(self) -> AddResult:
+        """Delete what the new plans replaced; per-item outcome: added, unchanged or failed."""
+        delete_stale(self.store, self.written)
+        result = self.result
+        result.failures.sort(key=lambda f: f.index)
+        failed = {f.index for f in result.failures} | set(result.crashed)
+        written = set(result.added)
+        pending_items = {p.item_index for p in self.pending}
+        result.added_items = sorted({p.item_index for p in self.pending if p.point_id in written} - failed)
+        result.unchanged_items = sorted(self.plan.planned_items - failed - pending_items)
+        return result
+
+
+def begin_add(
+    store: OmniStore,
+    items: Sequence[ItemLike],
+    *,
+    ids: Sequence[str] | None = None,
+    metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    policy: SegmentPolicy | None = DEFAULT_POLICY,
+    errors: str = "raise",
+    overwrite: bool = False,
+    copies: LocalCopies | None = None,
+    model_info: Mapping[str, Any] | None = None,
+) -> AddRun:
+    """Plan items and drop those already stored; nothing is embedded yet.
+
+    Args:
+        model_info: Recorded in a collection without one when there is work to do; ``None``
+            when the caller learns the model only from the first embedded chunk (remote
+            embedding), and calls :func:`claim_collection` then.
+    """
+    plan = plan_items(items, ids, policy, errors=errors, copies=copies)
+    pending, unchanged = (list(plan.points), []) if overwrite else drop_unchanged(store, plan.points)
+    if pending and model_info is not None:
+        claim_collection(store, model_info)
+    result = AddResult(unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates)
+    return AddRun(store, plan, pending, policy, metadata, result)

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from omni_rag.content import Content, ItemLike
-from omni_rag.errors import ItemFailure, OmniError, OmniInputError
+from omni_rag.errors import OmniError, OmniInputError
 from omni_rag.indexing import (
     ADD_CHUNK,
+    AddResult,
     LocalCopies,
-    Plan,
-    PlannedPoint,
-    chunk_points,
+    begin_add,
     content_id,
-    delete_stale,
-    drop_unchanged,
     embed_chunk,
-    plan_items,
+    model_info,
     resolve_policy,
     source_of,
-    write_chunk,
 )
 from omni_rag.segments import SegmentPolicy
 from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
@@ -37,34 +32,39 @@ from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
 if TYPE_CHECKING:
     from omni_rag.embedder import OmniEmbedder
 
-__all__ = ["ADD_CHUNK", "AddResult", "ModelMismatchError", "OmniRetriever", "content_id", "source_of"]
+__all__ = [
+    "ADD_CHUNK",
+    "AddResult",
+    "ModelMismatchError",
+    "OmniRetriever",
+    "check_model_info",
+    "content_id",
+    "source_of",
+]
 
 
 class ModelMismatchError(OmniError):
     """The collection was indexed with another model; its vectors are not comparable."""
 
 
-@dataclass
-class AddResult:
-    """What :meth:`OmniRetriever.add` did, item by item.
+def check_model_info(store: OmniStore, mine: Mapping[str, Any]) -> None:
+    """Refuse to mix vectors of different models in one collection.
 
-    Attributes:
-        added: Point ids embedded and written (``<item id>#<k>`` for segments).
-        unchanged: Point ids already in the store, skipped without embedding.
-        failures: Items that could not be embedded (``errors="skip"``), with reasons.
-        added_items: Input indices of items that had at least one point written.
-        unchanged_items: Input indices of items whose points were all already stored.
-        duplicates: Input index -> index of an earlier item in the same call with the same
-            content (or id): one point per content, recorded at the first item's source; the copy
-            is neither embedded nor written again.
+    Raises:
+        ModelMismatchError: naming both models.
     """
-
-    added: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failures: list[ItemFailure] = field(default_factory=list)
-    added_items: list[int] = field(default_factory=list)
-    unchanged_items: list[int] = field(default_factory=list)
-    duplicates: dict[int, int] = field(default_factory=dict)
+    info = store.get_info()
+    recorded = info.get("model_id")
+    if recorded is None:
+        return
+    same_name = Path(str(recorded)).name == Path(str(mine["model_id"])).name
+    if not same_name or info.get("dim") != mine["dim"] or info.get("revision") != mine["revision"]:
+        raise ModelMismatchError(
+            f"collection {store.collection!r} was indexed with {recorded} "
+            f"(revision {info.get('revision')}, dim {info.get('dim')}); this embedder is "
+            f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}). "
+            "Use the same model, or index into another collection."
+        )
 
 
 class OmniRetriever:
@@ -100,11 +100,7 @@ class OmniRetriever:
 
     def model_info(self) -> dict[str, Any]:
         """What the collection records about the model that filled it."""
-        return {
-            "model_id": self.embedder.model_id,
-            "revision": self.embedder.revision,
-            "dim": self.embedder.dim,
-        }
+        return model_info(self.embedder)
 
     def check_model(self) -> None:
         """Refuse to mix vectors of different models in one collection.
@@ -112,19 +108,7 @@ class OmniRetriever:
         Raises:
             ModelMismatchError: naming both models.
         """
-        info = self.store.get_info()
-        recorded = info.get("model_id")
-        if recorded is None:
-            return
-        mine = self.model_info()
-        same_name = Path(str(recorded)).name == Path(str(mine["model_id"])).name
-        if not same_name or info.get("dim") != mine["dim"] or info.get("revision") != mine["revision"]:
-            raise ModelMismatchError(
-                f"collection {self.store.collection!r} was indexed with {recorded} "
-                f"(revision {info.get('revision')}, dim {info.get('dim')}); this embedder is "
-                f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}). "
-                "Use the same model, or index into another collection."
-            )
+        check_model_info(self.store, self.model_info())
 
     # -- indexing ---------------------------------------------------------------------------------
 
@@ -165,21 +149,20 @@ class OmniRetriever:
         policy = resolve_policy(segment)
         self.check_model()
         with ExitStack() as downloads:
-            plan = plan_items(items, ids, policy, errors=errors, copies=LocalCopies(downloads))
-            pending, unchanged = (
-                (list(plan.points), []) if overwrite else drop_unchanged(self.store, plan.points)
+            run = begin_add(
+                self.store,
+                items,
+                ids=ids,
+                metadata=metadata,
+                policy=policy,
+                errors=errors,
+                overwrite=overwrite,
+                copies=LocalCopies(downloads),
+                model_info=self.model_info(),
             )
-            if pending and not self.store.get_info().get("model_id"):
-                self.store.set_info(self.model_info())
-            result = AddResult(unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates)
-            written: list[PlannedPoint] = []
-            for chunk in chunk_points(pending, policy):
-                done, failures = embed_chunk(self.embedder, chunk, errors=errors)
-                result.failures.extend(failures)
-                result.added.extend(write_chunk(self.store, done, metadata))
-                written.extend(e.point for e in done)
-        delete_stale(self.store, written)
-        return _summarise(result, plan, pending)
+            for chunk in run.chunks():
+                run.record(*embed_chunk(self.embedder, chunk, errors=errors))
+        return run.finish()
 
     # -- searching --------------------------------------------------------------------------------
 
@@ -233,16 +216,6 @@ class OmniRetriever:
             limit=limit,
             filter=filter,
         )
-
-
-def _summarise(result: AddResult, plan: Plan, pending: Sequence[PlannedPoint]) -> AddResult:
-    """Per-item outcome: added (a point written), unchanged (all stored already), or failed."""
-    result.failures.sort(key=lambda f: f.index)
-    failed = {f.index for f in result.failures}
-    written = set(result.added)
-    result.added_items = sorted({p.item_index for p in pending if p.point_id in written} - failed)
-    result.unchanged_items = sorted(plan.planned_items - failed - {p.item_index for p in pending})
-    return result
 
 
 def _check_k(k: object) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
-from omni_rag.cli.options import model_options, store_options
+from omni_rag.cli.options import model_options, ray_options, store_options
 from omni_rag.store import FUSION_MODES
 
 #: The helpers a program driving omni-rag like the CLI needs (``examples/demo.py`` uses them),
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip files whose name matches (repeatable)",
     )
     index.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ray_options(index)
 
     search = commands.add_parser(
         "search",

@@ -30,3 +30,32 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="allow a checkpoint that ships its own modelling code (official ids are trusted pinned)",
     )
+
+
+def ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the actor pool: embedding on a Ray cluster (``omni-rag[ray]``)."""
+    group = parser.add_argument_group("distributed indexing (needs `pip install 'omni-rag[ray]'`)")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="embed on a Ray actor pool: a cluster address (auto, ray://HOST:10001), or none for a "
+        "local Ray; files are planned and written here, so the store is the same as without --ray",
+    )
+    group.add_argument(
+        "--ray-actors",
+        type=int,
+        metavar="N",
+        help="model copies (default: one per --ray-gpus-per-actor GPUs in the cluster, or 1 without GPUs)",
+    )
+    group.add_argument(
+        "--ray-gpus-per-actor",
+        type=float,
+        metavar="F",
+        help="GPUs per actor, fractions share one (default: 1 when the cluster has GPUs, else 0)",
+    )
+    group.add_argument(
+        "--ray-cpus-per-actor", type=float, default=1.0, metavar="F", help="CPUs per actor (default: 1)"
+    )
