@@ -182,7 +182,9 @@ def _params(request: Nearest) -> models.SearchParams | None:
     """Search effort, sent only when asked for (qdrant-client's local mode warns that it ignores it)."""
     if request.hnsw_ef is None and not request.exact:
         return None
-    return models.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)
+    # exact means exact: a full scan on the originals, not on quantized copies a server may keep
+    ignore = models.QuantizationSearchParams(ignore=True) if request.exact else None
+    return models.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact, quantization=ignore)
 
 
 def _record(point: Any) -> EngineRecord:

@@ -264,10 +264,16 @@ def _query_request(request: Nearest) -> qe.QueryRequest:
         limit=request.limit,
         query=qe.Query.Nearest(request.vector.tolist(), using=request.using),
         filter=to_edge_filter(request.filter),
-        params=qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact),
+        params=_search_params(request),
         with_payload=request.with_payload,
         with_vector=list(request.with_vectors) or False,
     )
+
+
+def _search_params(request: Nearest) -> qe.SearchParams:
+    # exact means exact: a full scan on the float32 originals, not on the int8 copies
+    ignore = qe.QuantizationSearchParams(ignore=True) if request.exact else None
+    return qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact, quantization=ignore)
 
 
 def _prefetch(request: Nearest) -> qe.Prefetch:
@@ -275,7 +281,7 @@ def _prefetch(request: Nearest) -> qe.Prefetch:
         limit=request.limit,
         query=qe.Query.Nearest(request.vector.tolist(), using=request.using),
         filter=to_edge_filter(request.filter),
-        params=qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact),
+        params=_search_params(request),
     )
 
 

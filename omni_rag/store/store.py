@@ -58,7 +58,7 @@ from omni_rag.store.filters import (
     streams_exactly,
     to_filter,
 )
-from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, score_matrix, unit
+from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, unit
 from omni_rag.store.legacy import check_not_legacy
 from omni_rag.store.models import (
     CALLER_PAYLOAD_KEYS,
@@ -95,12 +95,11 @@ class _Plan:
         return [(s, float(w)) for s, w in pairs if w > 0 and s in self.present]
 
     def nearest(
-        self, using: str, vector: np.ndarray, limit: int, extra: models.Filter | None, *, vectors: bool = True
+        self, using: str, vector: np.ndarray, limit: int, extra: models.Filter | None, *, fused: bool = False
     ) -> Nearest:
-        """An index query; ``vectors=False`` when its scores are already the fused score.
+        """An index query for candidates; ``fused=True`` when its score already is the fused score.
 
-        Such candidates come back as bare ids and scores: the best few get their payload and
-        vectors in one retrieve, which costs far less than shipping them for every candidate.
+        Those come back as bare ids and scores, and only the best get their payload afterwards.
         """
         return Nearest(
             using=using,
@@ -109,8 +108,7 @@ class _Plan:
             filter=all_of(self.filter, extra),
             hnsw_ef=self.hnsw_ef,
             exact=self.exact,
-            with_vectors=self.streams if vectors else (),
-            with_payload=vectors,
+            with_payload=not fused,
         )
 
 
@@ -509,18 +507,18 @@ class OmniStore:
         """Index candidates (per stream combination for mean, per stream for max), scored exactly.
 
         Candidates whose index score already is their fused score (one stream, or the audio+video
-        fused vector) come without vectors; only the best ``keep`` (all when ``None``) are then
-        fetched to be rescored exactly and to fill :attr:`Hit.stream_scores`. Shipping vectors for
-        every candidate cost more than the search itself.
+        fused vector) come as bare ids; only the best ``keep`` (all when ``None``) get their payload
+        and their exact per-stream scores (:attr:`Hit.stream_scores`).
         """
         requests = _mean_requests(plan, per_query) if fusion == "mean" else _max_requests(plan, per_query)
+        if any(r.with_payload for r in requests):
+            keep = None  # per-stream candidates carry no fused score to pick the best by: rescore all
         seen: dict[str, EngineRecord] = {}
         for results in self._engine.nearest(requests) if requests else []:
             for record in results:
-                if record.id not in seen or (record.vectors and not seen[record.id].vectors):
-                    seen[record.id] = record
-        records = self._with_vectors(plan, _best(plan, list(seen.values()), keep))
-        scores = score_matrix(plan.query, [r.vectors for r in records], plan.streams)
+                seen.setdefault(record.id, record)
+        records = self._with_payload(_best(list(seen.values()), keep))
+        scores = self._stream_scores(plan, records)
         fused = fuse(scores, plan.weights, "max" if fusion == "max" else "mean")
         hits = [
             _hit(record, float(fused[i]), scores[i], plan.streams)
@@ -530,12 +528,34 @@ class OmniStore:
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits
 
-    def _with_vectors(self, plan: _Plan, records: list[EngineRecord]) -> list[EngineRecord]:
-        missing = [r.id for r in records if not r.vectors]
+    def _with_payload(self, records: list[EngineRecord]) -> list[EngineRecord]:
+        missing = [r.id for r in records if not r.payload]
         if not missing:
             return records
-        fetched = {r.id: r for r in self._engine.retrieve(missing, with_vectors=list(plan.streams))}
-        return [fetched.get(r.id, r) if not r.vectors else r for r in records]
+        fetched = {r.id: r for r in self._engine.retrieve(missing, with_vectors=False)}
+        return [fetched.get(r.id, r) if not r.payload else r for r in records]
+
+    def _stream_scores(self, plan: _Plan, records: Sequence[EngineRecord]) -> np.ndarray:
+        """Exact cosine per candidate and stream (``NaN`` where a point lacks the stream).
+
+        The engine scores the candidates itself (an exact search restricted to their ids, on the
+        float32 originals): the same numbers as fetching the vectors and scoring them here, without
+        shipping 8 KB per stream per candidate, which cost more than the index search.
+        """
+        out = np.full((len(records), len(plan.streams)), np.nan, dtype=np.float64)
+        searched = [j for j, s in enumerate(plan.streams) if s in plan.present]
+        if not records or not searched:
+            return out
+        row = {r.id: i for i, r in enumerate(records)}
+        only = models.Filter(must=[models.HasIdCondition(has_id=list(row))])
+        requests = [
+            Nearest(plan.streams[j], plan.query, len(records), only, exact=True, with_payload=False)
+            for j in searched
+        ]
+        for j, results in zip(searched, self._engine.nearest(requests), strict=True):
+            for record in results:
+                out[row[record.id], j] = record.score
+        return out
 
     def _native_hits(self, plan: _Plan, fusion: str, limit: int, per_query: int, weighted: bool) -> list[Hit]:
         # streams no point has would add empty lists: leaving them out changes no fused score
@@ -547,10 +567,9 @@ class OmniStore:
             prefetch=tuple(plan.nearest(s, plan.query, per_query, None) for s, _ in searched),
             limit=limit,
             weights=tuple(float(w) for _, w in searched) if weighted else None,
-            with_vectors=plan.streams,
         )
         records = self._engine.fused(query)
-        scores = score_matrix(plan.query, [r.vectors for r in records], plan.streams)
+        scores = self._stream_scores(plan, records)
         return [_hit(r, float(r.score or 0.0), scores[i], plan.streams) for i, r in enumerate(records)]
 
     # ------------------------------------------------------------------ lifecycle
@@ -614,26 +633,21 @@ def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
         for used in itertools.combinations(active, size):
             rest = streams_exactly(used, [s for s in active if s not in used])
             if size == 1:
-                requests.append(plan.nearest(used[0], plan.query, per_query, rest, vectors=False))
+                requests.append(plan.nearest(used[0], plan.query, per_query, rest, fused=True))
             elif used == FUSED_STREAMS:
                 total = weight["audio"] + weight["video"]
                 blocks = [plan.query * (weight[s] / total) for s in FUSED_STREAMS]
-                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest, vectors=False))
+                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest, fused=True))
             else:  # text/image with other streams (only Python callers make these): per-stream candidates
                 requests.extend(plan.nearest(s, plan.query, per_query, rest) for s in used)
     return requests
 
 
-def _best(plan: _Plan, records: list[EngineRecord], keep: int | None) -> list[EngineRecord]:
-    """The ``keep`` best candidates by their provisional fused score (twice ``keep`` for margin)."""
+def _best(records: list[EngineRecord], keep: int | None) -> list[EngineRecord]:
+    """The ``keep`` best candidates by their index (fused) score, twice ``keep`` for margin."""
     if keep is None or len(records) <= 2 * keep:
         return records
-    with_vectors = [r for r in records if r.vectors]
-    exact = fuse(
-        score_matrix(plan.query, [r.vectors for r in with_vectors], plan.streams), plan.weights, "mean"
-    )
-    provisional = {r.id: float(s) for r, s in zip(with_vectors, exact, strict=True) if not np.isnan(s)}
-    ranked = sorted(records, key=lambda r: -provisional.get(r.id, r.score if r.score is not None else -2.0))
+    ranked = sorted(records, key=lambda r: -(r.score if r.score is not None else -2.0))
     return ranked[: 2 * keep]
 
 
