@@ -122,7 +122,7 @@ class ClientEngine:
                 filter=r.filter,
                 params=_params(r),
                 with_payload=r.with_payload,
-                with_vector=list(r.with_vectors) or False,
+                with_vector=False,
             )
             for r in requests
         ]
@@ -154,7 +154,7 @@ class ClientEngine:
             query_filter=query.filter,
             limit=query.limit,
             with_payload=True,
-            with_vectors=list(query.with_vectors) or False,
+            with_vectors=False,
         )
         return [_record(p) for p in response.points]
 

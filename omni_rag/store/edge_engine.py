@@ -182,7 +182,7 @@ class EdgeEngine:
             query=fusion,
             filter=to_edge_filter(query.filter),
             with_payload=True,
-            with_vector=list(query.with_vectors) or False,
+            with_vector=False,
         )
         return [_record(p) for p in self._require().query(request)]
 
@@ -266,7 +266,7 @@ def _query_request(request: Nearest) -> qe.QueryRequest:
         filter=to_edge_filter(request.filter),
         params=_search_params(request),
         with_payload=request.with_payload,
-        with_vector=list(request.with_vectors) or False,
+        with_vector=False,
     )
 
 

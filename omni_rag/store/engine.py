@@ -72,7 +72,10 @@ class EngineRecord:
 
 @dataclass(frozen=True)
 class Nearest:
-    """Nearest neighbours of ``vector`` on the named vector ``using``."""
+    """Nearest neighbours of ``vector`` on the named vector ``using`` (ids, scores, payload if asked).
+
+    No vectors: exact per-stream scores are computed by the engine (see ``OmniStore``).
+    """
 
     using: str
     vector: np.ndarray
@@ -80,7 +83,6 @@ class Nearest:
     filter: models.Filter | None = None
     hnsw_ef: int | None = None
     exact: bool = False
-    with_vectors: tuple[str, ...] = ()
     with_payload: bool = True
 
 
@@ -93,7 +95,6 @@ class FusedQuery:
     limit: int
     weights: tuple[float, ...] | None = None
     filter: models.Filter | None = None
-    with_vectors: tuple[str, ...] = ()
 
 
 class Engine(Protocol):
