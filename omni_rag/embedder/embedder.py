@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
@@ -14,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from omni_rag.content import Content, ItemLike, as_content
+from omni_rag.deprecation import renamed
 from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, split_streams
 from omni_rag.embedder.budget import default_tokens_per_batch
 from omni_rag.embedder.loading import DEFAULT_MODEL, resolve_load_options
@@ -64,7 +64,13 @@ class OmniEmbedder:
     ) -> None:
         self.backend = backend
         self.batch_size = batch_size
-        budget = _renamed_budget(max_tokens_per_batch, max_batch_tokens)
+        budget = renamed(
+            max_batch_tokens,
+            max_tokens_per_batch,
+            old="max_batch_tokens",
+            new="max_tokens_per_batch",
+            owner="OmniEmbedder",
+        )
         self.max_tokens_per_batch: int = budget if budget is not None else default_tokens_per_batch(backend)
         self.num_workers: int = default_num_workers() if num_workers is None else max(1, num_workers)
         self.show_progress_bar = show_progress_bar
@@ -362,17 +368,3 @@ class OmniEmbedder:
             return result
         failures.sort(key=lambda f: f.index)
         return EmbedResult(embeddings=result, failures=failures)
-
-
-def _renamed_budget(max_tokens_per_batch: int | None, max_batch_tokens: int | None) -> int | None:
-    """Accept the old name ``max_batch_tokens`` with a deprecation warning."""
-    if max_batch_tokens is None:
-        return max_tokens_per_batch
-    warnings.warn(
-        "max_batch_tokens is deprecated: pass max_tokens_per_batch (same meaning on the padded path)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if max_tokens_per_batch is not None:
-        raise TypeError("pass max_tokens_per_batch or the deprecated max_batch_tokens, not both")
-    return max_batch_tokens

@@ -7,10 +7,10 @@ embedder and loads one only when none is given.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from omni_rag.deprecation import renamed
 from omni_rag.embedder.embedder import OmniEmbedder
 
 
@@ -44,15 +44,5 @@ def load_or_share_embedder(
 def renamed_option(
     old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *, owner: str
 ) -> dict[str, Any]:
-    """Accept the adapter's old name for the ``from_pretrained`` options, with a deprecation warning."""
-    if old is None:
-        return dict(new or {})
-    warnings.warn(
-        f"{owner}(embedder_kwargs=...) is deprecated: pass model_kwargs=..., the name both the "
-        "LangChain and LlamaIndex adapters use",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if new:
-        raise TypeError(f"{owner}: pass model_kwargs or the deprecated embedder_kwargs, not both")
-    return dict(old)
+    """The adapters' ``from_pretrained`` options under either name (``embedder_kwargs`` is deprecated)."""
+    return dict(renamed(old, new, old="embedder_kwargs", new="model_kwargs", owner=owner) or {})
