@@ -32,7 +32,9 @@ from omni_rag.store import (
     StoreWriteError,
     point_id,
 )
+from omni_rag.store.engine import FUSED
 from omni_rag.store.fusion import fuse, score_matrix
+from omni_rag.store.store import FUSED_HNSW_EF, _mean_requests
 
 DIM = 8
 Make = Callable[..., OmniStore]
@@ -166,6 +168,41 @@ def test_mean_on_hnsw_matches_brute_force_after_optimize(tmp_path: Path) -> None
             exact = s.search(q, streams=["audio", "video"], weights=weights, limit=10, exact=True)
             assert [h.id for h in exact] == top
         assert np.mean(overlaps) >= 0.95
+
+
+def _mean_plan(store: OmniStore, streams: list[str]) -> list[tuple[str, list[str] | None, int | None]]:
+    """(vector searched, stream_set values it is filtered to, effort) of each index query of a mean search."""
+    plan = store._plan(_unit(np.random.default_rng(0)), streams, "mean", None, 10, None, None, None, False)
+    assert plan is not None
+    out = []
+    for r in _mean_requests(plan, 40):
+        sets = None
+        if r.filter is not None:
+            (condition,) = r.filter.must  # type: ignore[misc]
+            assert condition.key == "stream_set"
+            sets = sorted(condition.match.any)
+        out.append((r.using, sets, r.hnsw_ef))
+    return out
+
+
+def test_mean_queries_only_the_stream_combinations_points_have(make: Make) -> None:
+    """A combination no point has costs no query (on HNSW it walked the whole graph for nothing)."""
+    rng = np.random.default_rng(4)
+    s = make("combos")
+    s.upsert([f"av{i}" for i in range(20)], [{"audio": _unit(rng), "video": _unit(rng)} for _ in range(20)])
+    assert _mean_plan(s, ["audio", "video"]) == [(FUSED, None, FUSED_HNSW_EF)]
+    assert _mean_plan(s, ["audio"]) == [("audio", None, None)]
+    s.upsert(["a", "ta"], [{"audio": _unit(rng)}, {"text": _unit(rng), "audio": _unit(rng)}])
+    assert _mean_plan(s, ["audio", "video"]) == [
+        ("audio", ["audio", "text+audio"], None),
+        (FUSED, ["audio+video"], FUSED_HNSW_EF),
+    ]
+    assert s.get(["ta"])[0].payload["modalities"] == ["text", "audio"]  # type: ignore[union-attr]
+    assert "stream_set" not in s.get(["ta"])[0].payload  # type: ignore[union-attr]
+    s.delete(["a", "ta"])
+    assert _mean_plan(s, ["audio", "video"]) == [(FUSED, None, FUSED_HNSW_EF)]
+    plan = s._plan(_unit(rng), ["audio", "video"], "mean", None, 10, None, None, 64, False)
+    assert plan is not None and [r.hnsw_ef for r in _mean_requests(plan, 40)] == [64]
 
 
 # ---------------------------------------------------------------- durability and locking

@@ -25,7 +25,7 @@ from omni_rag.store.engine import (
 from omni_rag.store.errors import StoreError, StoreWriteError
 from omni_rag.store.models import INFO_METADATA_KEY, PayloadKey
 
-_KEYWORD_INDEXES = (PayloadKey.ID, PayloadKey.SOURCE, PayloadKey.MODALITIES)
+_KEYWORD_INDEXES = (PayloadKey.ID, PayloadKey.SOURCE, PayloadKey.MODALITIES, PayloadKey.STREAM_SET)
 
 
 class ClientEngine:
@@ -36,6 +36,10 @@ class ClientEngine:
         self.client = client
         self._owns_client = owns_client
         self._on_disk = on_disk
+        # qdrant-client's local mode searches by brute force: an effort changes nothing there and
+        # only makes it warn, so it is sent to servers alone
+        options = getattr(client, "init_options", {}) or {}
+        self._indexed = options.get("location") != ":memory:" and options.get("path") is None
 
     def exists(self) -> bool:
         return bool(self.client.collection_exists(self.collection))
@@ -108,9 +112,9 @@ class ClientEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=filter, exact=True).count)
 
-    def present_streams(self) -> frozenset[str]:
+    def stream_sets(self) -> frozenset[str]:
         # asked each time: other clients may write to a server between two searches
-        response = self.client.facet(self.collection, key=PayloadKey.MODALITIES, limit=16, exact=True)
+        response = self.client.facet(self.collection, key=PayloadKey.STREAM_SET, limit=16, exact=True)
         return frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
@@ -120,7 +124,7 @@ class ClientEngine:
                 using=r.using,
                 limit=r.limit,
                 filter=r.filter,
-                params=_params(r),
+                params=_params(r, self._indexed),
                 with_payload=r.with_payload,
                 with_vector=False,
             )
@@ -136,7 +140,7 @@ class ClientEngine:
                 using=p.using,
                 limit=p.limit,
                 filter=p.filter,
-                params=_params(p),
+                params=_params(p, self._indexed),
             )
             for p in query.prefetch
         ]
@@ -178,13 +182,14 @@ class ClientEngine:
             self.client.close()
 
 
-def _params(request: Nearest) -> models.SearchParams | None:
-    """Search effort, sent only when asked for (qdrant-client's local mode warns that it ignores it)."""
-    if request.hnsw_ef is None and not request.exact:
+def _params(request: Nearest, indexed: bool) -> models.SearchParams | None:
+    """Search effort for an indexed collection, and exactness when asked for."""
+    effort = request.hnsw_ef if indexed else None
+    if effort is None and not request.exact:
         return None
     # exact means exact: a full scan on the originals, not on quantized copies a server may keep
     ignore = models.QuantizationSearchParams(ignore=True) if request.exact else None
-    return models.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact, quantization=ignore)
+    return models.SearchParams(hnsw_ef=effort, exact=request.exact, quantization=ignore)
 
 
 def _record(point: Any) -> EngineRecord:

@@ -52,6 +52,7 @@ _INDEXES: tuple[tuple[str, qe.PayloadSchemaType], ...] = (
     (PayloadKey.ID, qe.PayloadSchemaType.Keyword),
     (PayloadKey.SOURCE, qe.PayloadSchemaType.Keyword),
     (PayloadKey.MODALITIES, qe.PayloadSchemaType.Keyword),
+    (PayloadKey.STREAM_SET, qe.PayloadSchemaType.Keyword),
     (PayloadKey.SEGMENT_INDEX, qe.PayloadSchemaType.Integer),
     (PayloadKey.START_S, qe.PayloadSchemaType.Float),
     (PayloadKey.END_S, qe.PayloadSchemaType.Float),
@@ -159,10 +160,10 @@ class EdgeEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
-    def present_streams(self) -> frozenset[str]:
+    def stream_sets(self) -> frozenset[str]:
         # cached until this process writes: the folder lock keeps every other writer out
         if self._present is None:
-            response = self._require().facet(qe.FacetRequest(PayloadKey.MODALITIES, limit=16, exact=True))
+            response = self._require().facet(qe.FacetRequest(PayloadKey.STREAM_SET, limit=16, exact=True))
             self._present = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
         return self._present
 

@@ -138,8 +138,8 @@ class Engine(Protocol):
         """Exact number of points (matching ``filter``)."""
         ...
 
-    def present_streams(self) -> frozenset[str]:
-        """Streams at least one point has: index queries on the others would find nothing."""
+    def stream_sets(self) -> frozenset[str]:
+        """The ``stream_set`` values points have: index queries for other combinations find nothing."""
         ...
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qdrant_client import models
 
 from omni_rag.store.errors import CollectionNameError, StoreInputError
-from omni_rag.store.models import PayloadKey
+from omni_rag.store.models import STREAMS, PayloadKey
 
 POINT_ID_NAMESPACE = uuid.UUID("8430158d-1408-46c4-8dc2-d85aa8ed2b27")
 """Namespace of the uuid5 that maps caller ids to point ids; fixed forever so re-upserts replace."""
@@ -76,19 +76,16 @@ def all_of(*filters: models.Filter | None) -> models.Filter | None:
     return present[0] if len(present) == 1 else models.Filter(must=present)  # type: ignore[return-value]
 
 
-def streams_exactly(present: Sequence[str], absent: Sequence[str]) -> models.Filter:
-    """Points whose ``modalities`` include every stream of ``present`` and none of ``absent``.
+def stream_set(streams: Iterable[str]) -> str:
+    """The ``stream_set`` payload value of a point with ``streams`` (:data:`STREAMS` order, ``+``)."""
+    have = set(streams)
+    return "+".join(s for s in STREAMS if s in have)
 
-    Both sides matter for speed: with the payload index, a stream combination no point has is
-    answered from the index at once instead of by a graph search.
-    """
-    key = PayloadKey.MODALITIES
-    return models.Filter(
-        must=[models.FieldCondition(key=key, match=models.MatchValue(value=s)) for s in present],
-        must_not=[models.FieldCondition(key=key, match=models.MatchAny(any=list(absent)))]
-        if absent
-        else None,
-    )
+
+def in_stream_sets(values: Sequence[str]) -> models.Filter:
+    """Points whose streams are exactly one of ``values`` (``stream_set`` payload values)."""
+    match = models.MatchAny(any=list(values))  # type: ignore[arg-type]
+    return models.Filter(must=[models.FieldCondition(key=PayloadKey.STREAM_SET, match=match)])
 
 
 def none_of(key: str, values: Sequence[str | int]) -> models.Filter | None:

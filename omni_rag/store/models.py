@@ -31,6 +31,13 @@ class PayloadKey:
     """Path or URI of the original media, or ``None``."""
     MODALITIES: Final = "modalities"
     """Streams the point has, in :data:`STREAMS` order."""
+    STREAM_SET: Final = "stream_set"
+    """The same streams as one keyword (``"audio+video"``), kept by the store for its own queries.
+
+    One indexed value per combination lets a search learn which combinations exist (a facet) and
+    filter on one exactly, where ``modalities`` conditions made the engine walk the whole graph
+    for a combination no point has. Left out of the payloads the store returns.
+    """
     START_S: Final = "start_s"
     """Segment start in seconds; ``None`` for whole items."""
     END_S: Final = "end_s"
@@ -44,7 +51,7 @@ class PayloadKey:
 CALLER_PAYLOAD_KEYS: Final[frozenset[str]] = frozenset(
     {PayloadKey.SOURCE, PayloadKey.START_S, PayloadKey.END_S, PayloadKey.SEGMENT_INDEX, PayloadKey.METADATA}
 )
-"""Keys a caller may set in ``upsert(payloads=...)``; ``id`` and ``modalities`` are the store's."""
+"""Keys a caller may set in ``upsert(payloads=...)``; the store sets the others."""
 
 INFO_METADATA_KEY: Final = "omni_rag"
 """Key of the collection metadata under which :meth:`OmniStore.set_info` keeps its dict."""

@@ -53,9 +53,10 @@ from omni_rag.store.filters import (
     FilterLike,
     all_of,
     check_collection_name,
+    in_stream_sets,
     none_of,
     point_id,
-    streams_exactly,
+    stream_set,
     to_filter,
 )
 from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, unit
@@ -75,6 +76,11 @@ from omni_rag.store.models import (
 #: Rounds of re-querying past full groups in :meth:`OmniStore.search_groups`.
 _GROUP_ROUNDS = 8
 
+#: HNSW effort of the fused audio+video query when the caller sets none. Its 4,096-d inner
+#: products are flatter than one stream's cosines (more near-ties), so the engine's default
+#: effort found 0.93 of the exact top 10 at 100k points where 256 found 0.97 (bench_store.py).
+FUSED_HNSW_EF = 256
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -87,7 +93,12 @@ class _Plan:
     oversampling: float
     hnsw_ef: int | None
     exact: bool
-    present: frozenset[str] = frozenset(STREAMS)
+    sets: tuple[frozenset[str], ...] = (frozenset(STREAMS),)
+
+    @property
+    def present(self) -> frozenset[str]:
+        """Streams at least one point has."""
+        return frozenset().union(*self.sets)
 
     def searched(self) -> list[tuple[Stream, float]]:
         """Selected streams with a positive weight that some point has: the ones worth a query."""
@@ -343,7 +354,7 @@ class OmniStore:
             out.append(
                 None
                 if record is None
-                else StoredPoint(id=caller_id, payload=record.payload, vectors=_streams_of(record))
+                else StoredPoint(id=caller_id, payload=_public(record.payload), vectors=_streams_of(record))
             )
         return out
 
@@ -356,7 +367,7 @@ class OmniStore:
             records, offset = self._engine.scroll(offset, batch_size)
             for record in records:
                 caller_id = str(record.payload.get(PayloadKey.ID, record.id))
-                yield StoredPoint(id=caller_id, payload=record.payload, vectors=_streams_of(record))
+                yield StoredPoint(id=caller_id, payload=_public(record.payload), vectors=_streams_of(record))
             if offset is None:
                 return
 
@@ -498,10 +509,10 @@ class OmniStore:
                 f"query has {query.shape[0]} dims, collection '{self.collection}' has {self._dim}"
             )
         effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
-        present = self._engine.present_streams()
-        if not present:
+        sets = tuple(frozenset(v.split("+")) for v in sorted(self._engine.stream_sets()))
+        if not sets:
             return None
-        return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, present)
+        return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
 
     def _exact_hits(self, plan: _Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
         """Index candidates (per stream combination for mean, per stream for max), scored exactly.
@@ -617,29 +628,36 @@ def _make_engine(
 
 
 def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
-    """Index queries for every subset U of the selected streams a point can have.
+    """Index queries for every subset U of the selected streams that some point has.
 
-    Each is filtered to points whose selected streams are exactly U, so every point is scored by
-    the mean over the selected streams it has, as documented. A single stream searches its own
-    cosine vector; audio+video searches the fused vector with the query blocks weighted w / Σ_U w
-    (one HNSW search for the exact weighted mean); other combinations, which only items mixing
-    text or an image with audio/video have, take each stream's candidates (as ``max`` does).
-    Candidates are rescored exactly by the caller.
+    Each is filtered to points whose selected streams are exactly U (by ``stream_set``; no filter
+    when every point qualifies), so every point is scored by the mean over the selected streams it
+    has, as documented, and a combination no point has costs no query. A single stream searches
+    its own cosine vector; audio+video searches the fused vector with the query blocks weighted
+    w / Σ_U w (one HNSW search for the exact weighted mean, at :data:`FUSED_HNSW_EF` unless the
+    caller set the effort); other combinations, which only items mixing text or an image with
+    audio/video have, take each stream's candidates (as ``max`` does). Candidates are rescored
+    exactly by the caller.
     """
     weight: dict[str, float] = dict(plan.searched())
-    active = list(weight)
+    active = frozenset(weight)
     requests = []
     for size in range(1, len(active) + 1):
-        for used in itertools.combinations(active, size):
-            rest = streams_exactly(used, [s for s in active if s not in used])
+        for used in itertools.combinations([s for s in STREAMS if s in active], size):
+            matching = [c for c in plan.sets if c & active == frozenset(used)]
+            if not matching:
+                continue
+            every = len(matching) == len(plan.sets)
+            only = None if every else in_stream_sets([stream_set(c) for c in matching])
             if size == 1:
-                requests.append(plan.nearest(used[0], plan.query, per_query, rest, fused=True))
+                requests.append(plan.nearest(used[0], plan.query, per_query, only, fused=True))
             elif used == FUSED_STREAMS:
                 total = weight["audio"] + weight["video"]
-                blocks = [plan.query * (weight[s] / total) for s in FUSED_STREAMS]
-                requests.append(plan.nearest(FUSED, np.concatenate(blocks), per_query, rest, fused=True))
+                blocks = np.concatenate([plan.query * (weight[s] / total) for s in FUSED_STREAMS])
+                fused = plan.nearest(FUSED, blocks, per_query, only, fused=True)
+                requests.append(fused if plan.hnsw_ef is not None else replace(fused, hnsw_ef=FUSED_HNSW_EF))
             else:  # text/image with other streams (only Python callers make these): per-stream candidates
-                requests.extend(plan.nearest(s, plan.query, per_query, rest) for s in used)
+                requests.extend(plan.nearest(s, plan.query, per_query, only) for s in used)
     return requests
 
 
@@ -778,6 +796,7 @@ def _payload(
         PayloadKey.ID: item_id,
         PayloadKey.SOURCE: given.get(PayloadKey.SOURCE),
         PayloadKey.MODALITIES: [s for s in STREAMS if s in vectors],
+        PayloadKey.STREAM_SET: stream_set(vectors),
         PayloadKey.START_S: given.get(PayloadKey.START_S),
         PayloadKey.END_S: given.get(PayloadKey.END_S),
         PayloadKey.SEGMENT_INDEX: given.get(PayloadKey.SEGMENT_INDEX),
@@ -794,6 +813,11 @@ def _copy_batch(target: OmniStore, batch: Sequence[StoredPoint]) -> int:
     return len(batch)
 
 
+def _public(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload as callers see it: without the store's own ``stream_set`` key."""
+    return {k: v for k, v in payload.items() if k != PayloadKey.STREAM_SET}
+
+
 def _streams_of(record: EngineRecord) -> dict[str, np.ndarray]:
     return {s: v for s, v in record.vectors.items() if s in STREAMS}
 
@@ -802,6 +826,6 @@ def _hit(record: EngineRecord, score: float, scores: np.ndarray, streams: Sequen
     return Hit(
         id=str(record.payload.get(PayloadKey.ID, record.id)),
         score=score,
-        payload=record.payload,
+        payload=_public(record.payload),
         stream_scores={s: float(scores[j]) for j, s in enumerate(streams) if not np.isnan(scores[j])},
     )
