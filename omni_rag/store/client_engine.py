@@ -36,8 +36,8 @@ class ClientEngine:
         self.client = client
         self._owns_client = owns_client
         self._on_disk = on_disk
-        # qdrant-client's local mode searches by brute force: an effort changes nothing there and
-        # only makes it warn, so it is sent to servers alone
+        # qdrant-client's local mode searches by brute force: search parameters change nothing
+        # there and only make it warn, so they go to servers alone
         options = getattr(client, "init_options", {}) or {}
         self._indexed = options.get("location") != ":memory:" and options.get("path") is None
 
@@ -183,13 +183,12 @@ class ClientEngine:
 
 
 def _params(request: Nearest, indexed: bool) -> models.SearchParams | None:
-    """Search effort for an indexed collection, and exactness when asked for."""
-    effort = request.hnsw_ef if indexed else None
-    if effort is None and not request.exact:
+    """Search effort and exactness, for a collection with an index (local mode is always exact)."""
+    if not indexed or (request.hnsw_ef is None and not request.exact):
         return None
     # exact means exact: a full scan on the originals, not on quantized copies a server may keep
     ignore = models.QuantizationSearchParams(ignore=True) if request.exact else None
-    return models.SearchParams(hnsw_ef=effort, exact=request.exact, quantization=ignore)
+    return models.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact, quantization=ignore)
 
 
 def _record(point: Any) -> EngineRecord:
