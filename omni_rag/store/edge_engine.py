@@ -98,23 +98,7 @@ class EdgeEngine:
 
     def create(self, dim: int, metadata: Mapping[str, Any] | None) -> None:
         specs = collection_vectors(dim)
-        config = qe.EdgeConfig(
-            vectors={
-                s.name: qe.EdgeVectorParams(
-                    size=s.size, distance=qe.Distance.Cosine if s.distance == "cosine" else qe.Distance.Dot
-                )
-                for s in specs
-            },
-            hnsw_config=qe.HnswIndexConfig(
-                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
-            ),
-            quantization_config=qe.ScalarQuantizationConfig(
-                type=qe.ScalarType.Int8, quantile=0.99, always_ram=True
-            ),
-            # page-cached like the vectors: Edge's default (Cold) read each hit's payload from disk,
-            # 0.05 ms a point in every search; the page cache can still drop it under pressure
-            payload_memory=qe.Memory.Cached,
-        )
+        config = shard_config(specs)
         if self._shard_dir.exists():  # a create that died before its first WAL write
             shutil.rmtree(self._shard_dir)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -239,6 +223,27 @@ class EdgeEngine:
             shard.update(operation)
         except Exception as error:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: {error}") from error
+
+
+def shard_config(specs: Sequence[VectorSpec]) -> qe.EdgeConfig:
+    """The Edge configuration of a collection with these named vectors (also used by the benchmarks)."""
+    return qe.EdgeConfig(
+        vectors={
+            s.name: qe.EdgeVectorParams(
+                size=s.size, distance=qe.Distance.Cosine if s.distance == "cosine" else qe.Distance.Dot
+            )
+            for s in specs
+        },
+        hnsw_config=qe.HnswIndexConfig(
+            m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
+        ),
+        quantization_config=qe.ScalarQuantizationConfig(
+            type=qe.ScalarType.Int8, quantile=0.99, always_ram=True
+        ),
+        # page-cached like the vectors: Edge's default (Cold) read each hit's payload from disk,
+        # 0.05 ms a point in every search; the page cache can still drop it under pressure
+        payload_memory=qe.Memory.Cached,
+    )
 
 
 def _acquire(path: Path, root: Path) -> IO[str]:
