@@ -7,16 +7,17 @@ Design choices (each one is a place where an alternative was weighed):
   cluster. This module validates, plans and fuses; :mod:`omni_rag.store.engine` is the seam, and
   nothing outside :mod:`omni_rag.store` learns which engine runs.
 * **``mean`` is an index search, then exact.** For unit vectors Σ w·cos / Σ w over the streams a
-  point has equals one inner product with the point's fused vector (its unit stream vectors laid
-  end to end, zeros for absent streams) and the query repeated per block, scaled by w / Σ w.
-  There is one query per subset of the selected streams (filtered on ``modalities``), so points
-  lacking a selected stream are found by the mean over what they have, as documented, never
-  punished with a zero. The candidates (``limit x oversampling`` per subset)
-  are rescored exactly in numpy, so results equal brute force whenever the index finds them;
-  ``hnsw_ef`` raises the index's effort and ``exact=True`` removes its approximation.
+  point has equals one inner product with the point's fused vector (its unit audio and video
+  vectors laid end to end) and the query repeated per block, scaled by w / Σ w. There is one
+  query per subset of the selected streams that some point has (filtered on the indexed
+  ``stream_set`` payload), so points lacking a selected stream are scored by the mean over what
+  they have, as documented, never punished with a zero. The best candidates are rescored exactly
+  by the engine (an exact search restricted to their ids), so results equal brute force whenever
+  the index finds them; ``hnsw_ef`` raises the index's effort and ``exact=True`` removes its
+  approximation.
 * **``max``** unions each stream's top ``limit x oversampling`` (a point's best stream must rank
-  there) and scores exactly. **``rrf`` / ``dbsf``** are Qdrant's native fusion; the stream vectors
-  fetched with the hits only fill :attr:`Hit.stream_scores`.
+  there) and scores exactly. **``rrf`` / ``dbsf``** are Qdrant's native fusion; the exact
+  per-stream scores of the hits only fill :attr:`Hit.stream_scores`.
 """
 
 from __future__ import annotations
