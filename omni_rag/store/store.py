@@ -79,7 +79,7 @@ _GROUP_ROUNDS = 8
 
 #: HNSW effort of the fused audio+video query when the caller sets none. Its 4,096-d inner
 #: products are flatter than one stream's cosines (more near-ties), so the engine's default
-#: effort found 0.93 of the exact top 10 at 100k points where 256 found 0.97 (bench_store.py).
+#: effort found 0.93 of the exact top 10 at 100k points where 256 finds 0.965 (bench_store.py).
 FUSED_HNSW_EF = 256
 
 
