@@ -70,7 +70,7 @@ class EdgeEngine:
         self.folder = self.root / "edge" / collection
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
-        self._present: frozenset[str] | None = None
+        self._stream_sets: frozenset[str] | None = None
         if self._tmp is None:
             self._lock = _acquire(self.root / "edge" / f"{collection}.lock", self.root)
 
@@ -149,10 +149,10 @@ class EdgeEngine:
 
     def stream_sets(self) -> frozenset[str]:
         # cached until this process writes: the folder lock keeps every other writer out
-        if self._present is None:
+        if self._stream_sets is None:
             response = self._require().facet(qe.FacetRequest(PayloadKey.STREAM_SET, limit=16, exact=True))
-            self._present = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
-        return self._present
+            self._stream_sets = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
+        return self._stream_sets
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         batch = qe.QueryBatchRequest(queries=[_query_request(r) for r in requests])
@@ -189,7 +189,7 @@ class EdgeEngine:
             self._require().optimize()
 
     def drop(self) -> None:
-        self._present = None
+        self._stream_sets = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -215,7 +215,7 @@ class EdgeEngine:
         return shard
 
     def _update(self, operation: qe.UpdateOperation) -> None:
-        self._present = None
+        self._stream_sets = None
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")

@@ -82,6 +82,11 @@ def stream_set(streams: Iterable[str]) -> str:
     return "+".join(s for s in STREAMS if s in have)
 
 
+def streams_in_set(value: str) -> frozenset[str]:
+    """The streams a ``stream_set`` payload value names (the inverse of :func:`stream_set`)."""
+    return frozenset(value.split("+"))
+
+
 def in_stream_sets(values: Sequence[str]) -> models.Filter:
     """Points whose streams are exactly one of ``values`` (``stream_set`` payload values)."""
     match = models.MatchAny(any=list(values))  # type: ignore[arg-type]

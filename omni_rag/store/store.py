@@ -26,6 +26,7 @@ import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from types import TracebackType
 from typing import Any
 
@@ -58,6 +59,7 @@ from omni_rag.store.filters import (
     none_of,
     point_id,
     stream_set,
+    streams_in_set,
     to_filter,
 )
 from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, unit
@@ -96,7 +98,7 @@ class _Plan:
     exact: bool
     sets: tuple[frozenset[str], ...] = (frozenset(STREAMS),)
 
-    @property
+    @cached_property
     def present(self) -> frozenset[str]:
         """Streams at least one point has."""
         return frozenset().union(*self.sets)
@@ -510,7 +512,7 @@ class OmniStore:
                 f"query has {query.shape[0]} dims, collection '{self.collection}' has {self._dim}"
             )
         effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
-        sets = tuple(frozenset(v.split("+")) for v in sorted(self._engine.stream_sets()))
+        sets = tuple(streams_in_set(v) for v in sorted(self._engine.stream_sets()))
         if not sets:
             return None
         return _Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
