@@ -1,19 +1,40 @@
 # Two commands for a fresh machine: `make demo` and `make test`.
+# `make test` installs exactly requirements/test.lock; `make test-latest` tests the declared
+# ranges at today's newest versions in a venv of its own; `make upgrade` moves the lock.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 MODEL ?=
+# LOCKED=1: install the lock; LOCKED=0: resolve the declared ranges (test-latest).
+LOCKED ?= 1
+LOCK := requirements/test.lock
 STAMP := $(VENV)/.installed
 INTEGRATIONS := integrations/llama-index integrations/langchain
+EDITABLES := -e . $(addprefix -e ,$(INTEGRATIONS))
+TOOLS := .venv-lock
+PIP_TOOLS := pip-tools==7.7.0
+COMPILE := $(TOOLS)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links --output-file $(LOCK) requirements/test.in
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck pytest demo bench clean lock upgrade test-latest
 
+ifeq ($(LOCKED),1)
+$(STAMP): $(LOCK) pyproject.toml Makefile $(addsuffix /pyproject.toml,$(INTEGRATIONS))
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet $$(grep -E '^pip==' $(LOCK))
+	$(PIP) install --quiet -r $(LOCK)
+	$(PIP) install --quiet --no-deps $(EDITABLES)
+	$(PIP) check
+	touch $(STAMP)
+else
 $(STAMP): pyproject.toml Makefile $(addsuffix /pyproject.toml,$(INTEGRATIONS))
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
-	$(PIP) install --quiet -e 'integrations/llama-index[test]' -e 'integrations/langchain[test]'
+	$(PIP) install --quiet --upgrade --upgrade-strategy eager \
+		-e '.[test]' $(addsuffix [test]',$(addprefix -e ',$(INTEGRATIONS)))
+	$(PIP) check
 	touch $(STAMP)
+endif
 
 install: $(STAMP)
 
@@ -33,6 +54,26 @@ pytest: install
 
 test: lint typecheck pytest
 
+# The newest versions the declared ranges allow, no lock: tells "a release broke it" apart
+# from "my change broke it". Prints what it tested.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LOCKED=0
+	.venv-latest/bin/pip freeze --exclude-editable | grep -iE '^(transformers|torch|mypy|ruff|langchain-core|llama-index-core|qdrant-client|qdrant-edge-py)=='
+
+$(TOOLS)/bin/pip-compile:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet $(PIP_TOOLS)
+
+# Pins new requirements, keeps every existing pin.
+lock: $(TOOLS)/bin/pip-compile
+	$(COMPILE)
+	sed -i '/^-e /d' $(LOCK)
+
+# Every pin moved to the newest version the declared ranges allow.
+upgrade: $(TOOLS)/bin/pip-compile
+	$(COMPILE) --upgrade
+	sed -i '/^-e /d' $(LOCK)
+
 demo: install
 	$(PY) examples/demo.py $(if $(MODEL),--model $(MODEL),)
 
@@ -41,4 +82,4 @@ bench: install
 	$(PY) benchmarks/bench_store.py --points 20000
 
 clean:
-	rm -rf $(VENV) .omni-rag .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest $(TOOLS) .omni-rag .pytest_cache .mypy_cache .ruff_cache
