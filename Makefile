@@ -12,11 +12,12 @@ STAMP := $(VENV)/.installed
 INTEGRATIONS := integrations/llama-index integrations/langchain
 EDITABLES := -e . $(addprefix -e ,$(INTEGRATIONS))
 TOOLS := .venv-lock
-PIP_TOOLS := pip-tools==7.7.0
-COMPILE := $(TOOLS)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url \
-	--no-emit-find-links --output-file $(LOCK) requirements/test.in
+UV := $(TOOLS)/bin/uv
+# Locks are resolved for the Python the suite runs on; our own packages are installed editable.
+COMPILE := $(UV) pip compile --quiet --python-version 3.11 --no-emit-package omni-rag \
+	--no-emit-package llama-index-omni-rag --no-emit-package langchain-omni-rag requirements/test.in
 
-.PHONY: install test lint typecheck pytest demo bench clean lock upgrade test-latest
+.PHONY: install test lint typecheck pytest demo bench clean lock upgrade test-latest test-lowest
 
 ifeq ($(LOCKED),1)
 $(STAMP): $(LOCK) pyproject.toml Makefile $(addsuffix /pyproject.toml,$(INTEGRATIONS))
@@ -60,19 +61,23 @@ test-latest:
 	$(MAKE) test VENV=.venv-latest LOCKED=0
 	.venv-latest/bin/pip freeze --exclude-editable | grep -iE '^(transformers|torch|mypy|ruff|langchain-core|llama-index-core|qdrant-client|qdrant-edge-py)=='
 
-$(TOOLS)/bin/pip-compile:
+$(UV):
 	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet $(PIP_TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==0.13.10
 
 # Pins new requirements, keeps every existing pin.
-lock: $(TOOLS)/bin/pip-compile
-	$(COMPILE)
-	sed -i '/^-e /d' $(LOCK)
+lock: $(UV)
+	$(COMPILE) -o $(LOCK)
+	$(COMPILE) --resolution lowest-direct -o requirements/lowest.lock
 
 # Every pin moved to the newest version the declared ranges allow.
-upgrade: $(TOOLS)/bin/pip-compile
-	$(COMPILE) --upgrade
-	sed -i '/^-e /d' $(LOCK)
+upgrade: $(UV)
+	$(COMPILE) --upgrade -o $(LOCK)
+
+# Every declared minimum, with what it needs: the suite (not the linters, whose minimums are
+# the lock's) on the lowest versions pyproject admits.
+test-lowest:
+	$(MAKE) pytest VENV=.venv-lowest LOCK=requirements/lowest.lock
 
 demo: install
 	$(PY) examples/demo.py $(if $(MODEL),--model $(MODEL),)
@@ -82,4 +87,4 @@ bench: install
 	$(PY) benchmarks/bench_store.py --points 20000
 
 clean:
-	rm -rf $(VENV) .venv-latest $(TOOLS) .omni-rag .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lowest $(TOOLS) .omni-rag .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ checkpoint and data, and so the benchmark compares against the same code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,25 @@ CARD_VIDEOS_KWARGS: dict[str, Any] = {
     "max_pixels": 64 * 28 * 28,
     "use_audio_in_video": False,
 }
+
+
+def size_form(videos_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The card's ``min_pixels``/``max_pixels`` as the ``size`` dict transformers 5 asks for.
+
+    Same values, same frames (the processor maps one onto the other); the old spelling is
+    deprecated and slated for removal, and the card's recipe would then stop bounding pixels.
+    """
+    kwargs = dict(videos_kwargs)
+    size = dict(kwargs.pop("size", None) or {})
+    if "min_pixels" in kwargs:
+        size["shortest_edge"] = kwargs.pop("min_pixels")
+    if "max_pixels" in kwargs:
+        size["longest_edge"] = kwargs.pop("max_pixels")
+    if size:
+        kwargs["size"] = size
+    return kwargs
+
+
 CARD_TEXT_KWARGS: dict[str, Any] = {"truncation": True, "padding": True, "max_length": 204800}
 CARD_AUDIO_KWARGS: dict[str, Any] = {"max_length": 2048000}
 
@@ -37,7 +56,8 @@ def card_embed(model: Any, processor: Any, conversations: Sequence[list[dict[str
     """The card's Usage section for a batch of conversations; returns normalised float32 rows.
 
     Media paths go through ``qwen_omni_utils.process_mm_info`` exactly as in the card, so
-    they need its readers (which fail here for mp4: pass decoded arrays instead).
+    they need its readers (which fail here for mp4: pass decoded arrays instead). The video
+    kwargs go in transformers' current spelling (:func:`size_form`): the same pixel bounds.
     """
     from qwen_omni_utils import process_mm_info
 
@@ -51,7 +71,7 @@ def card_embed(model: Any, processor: Any, conversations: Sequence[list[dict[str
         audio=audio,
         return_tensors="pt",
         text_kwargs=CARD_TEXT_KWARGS,
-        videos_kwargs=CARD_VIDEOS_KWARGS,
+        videos_kwargs=size_form(CARD_VIDEOS_KWARGS),
         audio_kwargs=CARD_AUDIO_KWARGS,
     )
     batch = {k: v.to(model.device) for k, v in batch.items()}

@@ -23,7 +23,7 @@ def renamed(old_value: T | None, new_value: T | None, *, old: str, new: str, own
     """
     if old_value is None:
         return new_value
-    warnings.warn(f"{owner}({old}=...) is deprecated: pass {new}=...", DeprecationWarning, stacklevel=3)
     if new_value is not None:
         raise TypeError(f"{owner}: pass {new} or the deprecated {old}, not both")
+    warnings.warn(f"{owner}({old}=...) is deprecated: pass {new}=...", DeprecationWarning, stacklevel=3)
     return old_value

@@ -12,18 +12,35 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from omni_rag.checkpoints import DEFAULT_MODEL, OFFICIAL_REVISIONS
 from omni_rag.errors import OmniError
 
-__all__ = ["DEFAULT_MODEL", "OFFICIAL_REVISIONS", "LoadOptions", "ModelLoadError", "resolve_load_options"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "OFFICIAL_REVISIONS",
+    "HubKwargs",
+    "LoadOptions",
+    "ModelLoadError",
+    "resolve_load_options",
+]
 
 
 class ModelLoadError(OmniError):
     """A checkpoint could not be resolved or loaded; the message says what to do."""
+
+
+class HubKwargs(TypedDict, total=False):
+    """Where the files come from, shared by the model's and the processor's ``from_pretrained``.
+
+    A key is left out rather than set to ``None``: transformers types ``revision`` as ``str``.
+    """
+
+    revision: str
+    trust_remote_code: bool
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,13 @@ class LoadOptions:
     attn_implementation: str
     trust_remote_code: bool
     config: dict[str, Any]
+
+    def hub_kwargs(self) -> HubKwargs:
+        """The source options for every ``from_pretrained`` of this checkpoint."""
+        kwargs = HubKwargs(trust_remote_code=self.trust_remote_code)
+        if self.revision is not None:
+            kwargs["revision"] = self.revision
+        return kwargs
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

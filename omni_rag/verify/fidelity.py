@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omni_rag.card import CARD_VIDEOS_KWARGS, card_conversation, card_embed
+from omni_rag.card import CARD_VIDEOS_KWARGS, card_conversation, card_embed, size_form
 from omni_rag.content import Content
 from omni_rag.embedder import OmniEmbedder
 from omni_rag.verify.card_media import card_video_reader, decode_audio_track
@@ -107,15 +107,13 @@ def one_minus_cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def recipe_differences(backend: Any) -> list[str]:
     """Settings of the loaded embedder that differ from the card's recipe, named."""
-    from omni_rag.embedder.qwen_omni.processor import _size_form
-
     processor = backend.processor
     found = [
         f"{kind} prompt is {processor.prompts.get(kind)!r} (card: {card!r})"
         for kind, card in CARD_PROMPTS.items()
         if processor.prompts.get(kind) != card
     ]
-    card_video = _size_form(CARD_VIDEOS_KWARGS)
+    card_video = size_form(CARD_VIDEOS_KWARGS)
     for key in sorted(set(card_video) | set(processor.videos_kwargs)):
         ours, card = processor.videos_kwargs.get(key), card_video.get(key)
         if ours != card:

@@ -26,11 +26,12 @@ class BidirectionalThinkerTextModel(Qwen2_5OmniThinkerTextModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | dict[str, Any] | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs: Any,
     ) -> Any:
+        # The cache argument stays in kwargs under the caller's name (``cache`` or, in older
+        # transformers 5 releases, ``past_key_values``), so the parent never sees both.
         if not isinstance(attention_mask, dict):
             if inputs_embeds is None:
                 inputs_embeds = self.embed_tokens(input_ids)
@@ -43,7 +44,6 @@ class BidirectionalThinkerTextModel(Qwen2_5OmniThinkerTextModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=False,  # an encoder never decodes; a cache only costs memory
             **kwargs,

@@ -164,8 +164,9 @@ class QwenOmniBackend:
         from transformers import AutoModel, AutoProcessor
 
         model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
-        common = {"revision": options.revision, "trust_remote_code": options.trust_remote_code}
-        load_kwargs = {
+        common = options.hub_kwargs()
+        # The caller's model_kwargs may override dtype/attention, so the merge is untyped.
+        load_kwargs: dict[str, Any] = {
             "dtype": options.dtype,
             "attn_implementation": options.attn_implementation,
             **model_kwargs,

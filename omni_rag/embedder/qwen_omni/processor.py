@@ -21,7 +21,7 @@ import torch
 from qwen_omni_utils.v2_5 import fetch_image
 
 from omni_rag import media
-from omni_rag.card import CARD_VIDEOS_KWARGS
+from omni_rag.card import CARD_VIDEOS_KWARGS, size_form
 from omni_rag.content import Content
 from omni_rag.errors import MediaError, OmniInputError
 
@@ -69,7 +69,7 @@ class OmniProcessor:
         self.processor = processor
         self.max_tokens = max_tokens
         self.prompts = dict(prompts)
-        self.videos_kwargs = _size_form(CARD_VIDEOS_KWARGS if videos_kwargs is None else videos_kwargs)
+        self.videos_kwargs = size_form(CARD_VIDEOS_KWARGS if videos_kwargs is None else videos_kwargs)
         self.video_options = dict(video_options or {})
         self.truncate = truncate
         tokenizer = processor.tokenizer
@@ -185,23 +185,6 @@ class OmniProcessor:
                     [torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in values]
                 )
         return batch
-
-
-def _size_form(videos_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The card's ``min_pixels``/``max_pixels`` as the ``size`` dict transformers 5 asks for.
-
-    Same values, same frames (the processor maps one onto the other); the old spelling is
-    deprecated and slated for removal, and the card's recipe would then stop bounding pixels.
-    """
-    kwargs = dict(videos_kwargs)
-    size = dict(kwargs.pop("size", None) or {})
-    if "min_pixels" in kwargs:
-        size["shortest_edge"] = kwargs.pop("min_pixels")
-    if "max_pixels" in kwargs:
-        size["longest_edge"] = kwargs.pop("max_pixels")
-    if size:
-        kwargs["size"] = size
-    return kwargs
 
 
 def _pad_left(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
