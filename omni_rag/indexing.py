@@ -146,6 +146,34 @@ class LocalCopies:
         return replace(content, **changes) if changes else content  # type: ignore[arg-type]
 
 
+def media_items(items: Sequence[ItemLike | os.PathLike[str]]) -> list[ItemLike]:
+    """Items for :meth:`OmniRetriever.add <omni_rag.retriever.OmniRetriever.add>` from paths or items.
+
+    A path (``str`` naming an existing file, or ``os.PathLike``) becomes the :class:`Content`
+    ``omni-rag index`` makes of it: probed, so a video with a soundtrack is video + audio, with
+    ``metadata={"path", "name"}``, hence the same id and points as the CLI. Other items pass
+    through (a ``str`` that is no file stays text).
+
+    Raises:
+        OmniInputError: A path that is missing or not media/text, naming its index and why.
+    """
+    from omni_rag.cli.files import FileItem, to_item
+
+    out: list[ItemLike] = []
+    for index, item in enumerate(items):
+        if isinstance(item, os.PathLike) or (isinstance(item, str) and Path(item).is_file()):
+            path = Path(item)
+            if not path.is_file():
+                raise OmniInputError(f"no such file {os.fspath(path)!r}", index=index, field="path")
+            found = to_item(path.resolve())
+            if not isinstance(found, FileItem):
+                raise OmniInputError(found.reason, index=index, field="path")
+            out.append(found.content)
+        else:
+            out.append(item)
+    return out
+
+
 def resolve_policy(segment: SegmentPolicy | bool | None) -> SegmentPolicy | None:
     """``True`` -> the default policy, ``False``/``None`` -> never cut, a policy -> itself."""
     if isinstance(segment, SegmentPolicy):
