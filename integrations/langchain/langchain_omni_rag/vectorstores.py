@@ -14,6 +14,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,7 @@ class OmniVectorStore(VectorStore):
         metadatas: list[dict] | None = None,
         *,
         ids: list[str] | None = None,
+        batch_size: int = 64,
         **kwargs: Any,
     ) -> list[str]:
         """Embed texts and upsert them as ``text`` stream points; an id given again replaces its point.
@@ -116,20 +118,15 @@ class OmniVectorStore(VectorStore):
             metadatas: One metadata dict per text (the key ``text`` is reserved).
             ids: One id per text (``None`` entries, as ``add_documents`` passes for documents
                 without an id, get a new uuid4).
+            batch_size: Texts embedded and written per round (each round is durable).
 
         Returns:
             The ids, in order.
         """
-        if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        texts = list(texts)
-        chosen = _ids(ids, len(texts))
-        payloads = _payloads(texts, metadatas)
-        if not texts:
-            return []
-        vectors = self._embedding.embed_documents(texts)
-        self._write(chosen, vectors, payloads)
-        return chosen
+        batches = _batches(texts, metadatas, ids, batch_size, kwargs)
+        for batch in batches:
+            self._write(batch.ids, self._embedding.embed_documents(batch.texts), batch.payloads)
+        return [i for batch in batches for i in batch.ids]
 
     async def aadd_texts(
         self,
@@ -137,19 +134,15 @@ class OmniVectorStore(VectorStore):
         metadatas: list[dict] | None = None,
         *,
         ids: list[str] | None = None,
+        batch_size: int = 64,
         **kwargs: Any,
     ) -> list[str]:
-        """:meth:`add_texts` with the ``Embeddings``' async embedding; the write runs in a thread."""
-        if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        texts = list(texts)
-        chosen = _ids(ids, len(texts))
-        payloads = _payloads(texts, metadatas)
-        if not texts:
-            return []
-        vectors = await self._embedding.aembed_documents(texts)
-        await asyncio.to_thread(self._write, chosen, vectors, payloads)
-        return chosen
+        """:meth:`add_texts` with the ``Embeddings``' async embedding; writes run in a thread."""
+        batches = _batches(texts, metadatas, ids, batch_size, kwargs)
+        for batch in batches:
+            vectors = await self._embedding.aembed_documents(batch.texts)
+            await asyncio.to_thread(self._write, batch.ids, vectors, batch.payloads)
+        return [i for batch in batches for i in batch.ids]
 
     def add_media(
         self,
@@ -326,19 +319,39 @@ def _inner_embedder(embedding: Embeddings) -> OmniEmbedder | None:
     return embedding.embedder if isinstance(embedding, OmniEmbeddings) else None
 
 
-def _ids(ids: Sequence[str | None] | None, n: int) -> list[str]:
-    """The ids to write: LangChain passes ``None`` for documents without one."""
-    if ids is None:
-        return [str(uuid.uuid4()) for _ in range(n)]
-    if isinstance(ids, str) or len(ids) != n:
-        raise ValueError(f"ids must be a list of {n} ids, one per text")
-    return [i if i is not None else str(uuid.uuid4()) for i in ids]
+@dataclass(frozen=True)
+class _Batch:
+    """Texts embedded and written together, with their ids and payloads."""
+
+    texts: list[str]
+    ids: list[str]
+    payloads: list[dict[str, Any]]
 
 
-def _payloads(texts: list[str], metadatas: Sequence[Mapping[str, Any] | None] | None) -> list[dict[str, Any]]:
+def _batches(
+    texts: Iterable[str],
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    ids: Sequence[str | None] | None,
+    batch_size: int,
+    unexpected: Mapping[str, Any],
+) -> list[_Batch]:
+    """Checked input cut into batches; everything is validated before anything is embedded."""
+    if unexpected:
+        raise TypeError(f"unexpected arguments {sorted(unexpected)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    texts = list(texts)
     if metadatas is not None and len(metadatas) != len(texts):
         raise ValueError(f"{len(metadatas)} metadatas for {len(texts)} texts")
-    return [document_payload(t, metadatas[i] if metadatas else None, i) for i, t in enumerate(texts)]
+    if ids is not None and (isinstance(ids, str) or len(ids) != len(texts)):
+        raise ValueError(f"ids must be a list of {len(texts)} ids, one per text")
+    # LangChain passes None for documents without an id
+    chosen = [i if i is not None else str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
+    payloads = [document_payload(t, metadatas[i] if metadatas else None, i) for i, t in enumerate(texts)]
+    return [
+        _Batch(texts[k : k + batch_size], chosen[k : k + batch_size], payloads[k : k + batch_size])
+        for k in range(0, len(texts), batch_size)
+    ]
 
 
 def _point_vectors(store: OmniStore, ids: Sequence[str], streams: Sequence[str] | None) -> np.ndarray:
