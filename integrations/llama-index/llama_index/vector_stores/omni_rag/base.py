@@ -85,6 +85,8 @@ class OmniVectorStore(BasePydanticVectorStore):
         fusion: Default fusion of per-stream scores: ``mean``, ``max``, ``rrf`` or ``dbsf``.
         streams: Streams queries search by default (``None``: all).
         weights: Default per-stream weights.
+        segment: How media nodes' long recordings are cut (``True``: as ``omni-rag index``, a
+            :class:`omni_rag.segments.SegmentPolicy`, or ``False``: never).
     """
 
     stores_text: bool = True
@@ -96,6 +98,7 @@ class OmniVectorStore(BasePydanticVectorStore):
 
     _store: OmniStore = PrivateAttr()
     _embedder: OmniEmbedder | None = PrivateAttr(default=None)
+    _segment: SegmentPolicy | bool | None = PrivateAttr(default=True)
 
     def __init__(
         self,
@@ -110,6 +113,7 @@ class OmniVectorStore(BasePydanticVectorStore):
         fusion: FusionMode = "mean",
         streams: Sequence[str] | None = None,
         weights: Mapping[str, float] | None = None,
+        segment: SegmentPolicy | bool | None = True,
     ) -> None:
         fields: dict[str, Any] = {
             "collection_name": collection_name,
@@ -120,6 +124,7 @@ class OmniVectorStore(BasePydanticVectorStore):
         super().__init__(**fields)
         self._store = store if store is not None else _open(collection_name, path, url, api_key, client)
         self._embedder = embed_model.embedder if embed_model is not None else None
+        self._segment = segment
 
     @classmethod
     def class_name(cls) -> str:
@@ -165,6 +170,7 @@ class OmniVectorStore(BasePydanticVectorStore):
                 ids=[r.node.node_id for r in to_embed],
                 metadatas=[r.payload[METADATA] for r in to_embed],
                 overwrite=True,
+                segment=self._segment,
             )
         return [node.node_id for node in nodes]
 
@@ -175,13 +181,21 @@ class OmniVectorStore(BasePydanticVectorStore):
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         errors: str = "raise",
-        segment: SegmentPolicy | bool | None = True,
+        segment: SegmentPolicy | bool | None = None,
     ) -> AddResult:
         """Embed files or :class:`omni_rag.Content` per stream, exactly as ``omni-rag index`` does.
+
+        Args:
+            items: Paths, :class:`omni_rag.Content` or dicts of its fields.
+            ids: Item ids (default: content hashes, as the CLI's).
+            metadatas: Per-item metadata (filterable as ``MetadataFilter`` keys).
+            errors: ``"raise"`` or ``"skip"`` (failures listed in the result).
+            segment: The store's ``segment`` when ``None``.
 
         Returns:
             What was added, already stored, or failed (with ``errors="skip"``), per item.
         """
+        segment = self._segment if segment is None else segment
         return self._embed_and_add(
             media_items(items), ids=ids, metadatas=metadatas, errors=errors, segment=segment
         )
@@ -192,8 +206,8 @@ class OmniVectorStore(BasePydanticVectorStore):
         *,
         ids: Sequence[str] | None,
         metadatas: Sequence[Mapping[str, Any] | None] | None,
+        segment: SegmentPolicy | bool | None,
         errors: str = "raise",
-        segment: SegmentPolicy | bool | None = True,
         overwrite: bool = False,
     ) -> AddResult:
         if self._embedder is None:
@@ -257,7 +271,8 @@ class OmniVectorStore(BasePydanticVectorStore):
         hits = self._store.search(
             vector,
             limit=query.similarity_top_k,
-            filter=_selection(query.node_ids, query.doc_ids, query.filters),
+            # empty lists mean "no restriction": VectorStoreIndex passes its (empty) node list
+            filter=_selection(query.node_ids or None, query.doc_ids or None, query.filters),
             fusion=options.pop("fusion", self.fusion),
             streams=options.pop("streams", self.streams),
             weights=options.pop("weights", self.weights),
