@@ -16,6 +16,7 @@ from qdrant_client import QdrantClient, models
 from omni_rag.retriever import ModelMismatchError
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.store import OmniStore
+from omni_rag.testing.pytest_plugin import assert_same_points
 
 TEXTS = ["the volcano erupted at dawn", "bake the loaf", "bees carry pollen", "tides follow the moon"]
 
@@ -161,3 +162,16 @@ def test_media_points_equal_the_core_retrievers(
         np.testing.assert_allclose(mine.vectors[stream], vector, atol=1e-6)
     (doc,) = store.get_by_ids([want.added[0]])
     assert doc.metadata["source"] == str(media["video"].resolve()) and doc.metadata["modality"] == "video"
+
+
+def test_a_recording_through_the_store_equals_omni_rag_index(
+    embeddings: OmniEmbeddings, cli_recording: dict[str, Any]
+) -> None:
+    store = OmniVectorStore(embedding=embeddings, collection_name="rec")
+    result = store.add_media([cli_recording["path"]])
+    want = cli_recording["points"]
+    assert len(want) == 2 and all("#" in i for i in want), "the CLI cut the recording in two segments"
+    assert sorted(result.added) == sorted(want)
+    assert_same_points({p.id: p for p in store.store.scroll()}, want)
+    segment = store.get_by_ids([min(want)])[0]
+    assert segment.metadata["segment_index"] == 0 and segment.metadata["name"] == "talk.mp4"

@@ -30,6 +30,7 @@ from omni_rag.retriever import ModelMismatchError
 from omni_rag.segments import SegmentPolicy
 from omni_rag.store import OmniStore
 from omni_rag.testing.media import make_video
+from omni_rag.testing.pytest_plugin import assert_same_points
 
 TEXTS = ["the volcano erupted at dawn", "bake the loaf for thirty minutes", "bees carry pollen", "tides rise"]
 SHORT = SegmentPolicy(window_s=2.0, min_segment_s=1.5)
@@ -199,3 +200,21 @@ def test_another_model_is_refused(tmp_path: Path, embed_model: OmniEmbedding, cu
     with pytest.raises(ModelMismatchError):
         _index(other, other_model, _docs()[1:2])
     assert other.client.count() == 1
+
+
+def test_a_recording_through_the_store_equals_omni_rag_index(
+    embed_model: OmniEmbedding, cli_recording: dict[str, Any]
+) -> None:
+    want = cli_recording["points"]
+    assert len(want) == 2 and all("#" in i for i in want), "the CLI cut the recording in two segments"
+    store = OmniVectorStore(collection_name="rec", embed_model=embed_model)
+    result = store.add_media([cli_recording["path"]])
+    assert sorted(result.added) == sorted(want)
+    assert_same_points({p.id: p for p in store.client.scroll()}, want)
+
+    # the same file as a LlamaIndex node: the node's id, the CLI's segments and vectors
+    as_node = OmniVectorStore(collection_name="node", embed_model=embed_model)
+    as_node.add([Node(id_="talk", video_resource=MediaResource(path=cli_recording["path"]))])
+    renamed = {p.id.replace("talk#", ""): p for p in as_node.client.scroll()}
+    assert_same_points(renamed, {i.split("#")[1]: p for i, p in want.items()})
+    assert sorted(n.node_id for n in as_node.get_nodes()) == ["talk#0", "talk#1"]
