@@ -157,8 +157,7 @@ class OmniVectorStore(BasePydanticVectorStore):
         if empty:
             raise ValueError(f"node(s) {empty} have neither an embedding nor content to embed")
         if embedded:
-            self._check_model()
-            claim_collection(self._store, self._model_info())
+            self._claim()
             self._store.upsert(
                 [r.node.node_id for r in embedded],
                 [{r.stream: np.asarray(r.node.embedding, dtype=np.float32)} for r in embedded],
@@ -316,8 +315,11 @@ class OmniVectorStore(BasePydanticVectorStore):
 
     # -- model ------------------------------------------------------------------------------------
 
-    def _model_info(self) -> dict[str, Any]:
-        return model_info(self._embedder) if self._embedder is not None else {}
+    def _claim(self) -> None:
+        """Refuse another model's collection, and record ours on one that has none yet."""
+        if self._embedder is not None:
+            self._check_model()
+            claim_collection(self._store, model_info(self._embedder))
 
     def _check_model(self) -> None:
         """Refuse a collection another model filled (known when an ``embed_model`` is given)."""
