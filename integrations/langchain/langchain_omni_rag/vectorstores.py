@@ -34,7 +34,7 @@ from langchain_omni_rag.records import (
 from omni_rag import OmniEmbedder
 from omni_rag.content import ItemLike
 from omni_rag.hits import stored_hit
-from omni_rag.indexing import AddResult, claim_collection, media_items
+from omni_rag.indexing import AddResult, claim_collection
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
@@ -163,7 +163,7 @@ class OmniVectorStore(VectorStore):
             What was added, already stored, or failed (with ``errors="skip"``), per item.
         """
         core = CoreRetriever(self._require_embedder(), self.store)
-        return core.add(media_items(items), ids=ids, metadata=metadatas, errors=errors, segment=segment)
+        return core.add_media(items, ids=ids, metadata=metadatas, errors=errors, segment=segment)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete points by id (unknown ids are ignored).

@@ -40,7 +40,7 @@ from qdrant_client import QdrantClient, models
 from omni_rag import OmniEmbedder
 from omni_rag.content import ItemLike
 from omni_rag.hits import stored_hit
-from omni_rag.indexing import AddResult, claim_collection, media_items, model_info
+from omni_rag.indexing import AddResult, claim_collection, model_info
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
@@ -164,10 +164,10 @@ class OmniVectorStore(BasePydanticVectorStore):
                 [r.payload for r in embedded],
             )
         if to_embed:
-            self._embed_and_add(
+            self._core().add(
                 [i for i in items if i is not None],
                 ids=[r.node.node_id for r in to_embed],
-                metadatas=[r.payload[METADATA] for r in to_embed],
+                metadata=[r.payload[METADATA] for r in to_embed],
                 overwrite=True,
                 segment=self._segment,
             )
@@ -195,26 +195,12 @@ class OmniVectorStore(BasePydanticVectorStore):
             What was added, already stored, or failed (with ``errors="skip"``), per item.
         """
         segment = self._segment if segment is None else segment
-        return self._embed_and_add(
-            media_items(items), ids=ids, metadatas=metadatas, errors=errors, segment=segment
-        )
+        return self._core().add_media(items, ids=ids, metadata=metadatas, errors=errors, segment=segment)
 
-    def _embed_and_add(
-        self,
-        items: Sequence[ItemLike],
-        *,
-        ids: Sequence[str] | None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None,
-        segment: SegmentPolicy | bool | None,
-        errors: str = "raise",
-        overwrite: bool = False,
-    ) -> AddResult:
+    def _core(self) -> CoreRetriever:
         if self._embedder is None:
             raise TypeError("embedding media needs an omni-rag model: pass embed_model=OmniEmbedding(...)")
-        core = CoreRetriever(self._embedder, self._store)
-        return core.add(
-            items, ids=ids, metadata=metadatas, errors=errors, overwrite=overwrite, segment=segment
-        )
+        return CoreRetriever(self._embedder, self._store)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every point of a document: its nodes and their segments."""

@@ -93,7 +93,7 @@ def node_media(node: BaseNode) -> ItemLike | None:
         text = node.text_resource.text if node.text_resource is not None else None
         if not text and len(media) == 1 and set(media) <= {"audio", "video"}:
             (path,) = media.values()
-            return media_items([os.fspath(path)])[0] if os.path.isfile(str(path)) else Content(**media)
+            return media_items([os.fspath(path)]).items[0] if os.path.isfile(str(path)) else Content(**media)
         return Content(text=text or None, **media)
     text = node.get_content(metadata_mode=MetadataMode.NONE)
     return text if text.strip() else None
