@@ -211,6 +211,10 @@ def test_a_recording_through_the_store_equals_omni_rag_index(
     result = store.add_media([cli_recording["path"]])
     assert sorted(result.added) == sorted(want)
     assert_same_points({p.id: p for p in store.client.scroll()}, want)
+    first = min(want)
+    assert [n.node_id for n in store.get_nodes(node_ids=[first])] == [first]
+    store.delete_nodes(node_ids=[first])
+    assert sorted(p.id for p in store.client.scroll()) == [max(want)]
 
     # the same file as a LlamaIndex node: the node's id, the CLI's segments and vectors
     as_node = OmniVectorStore(collection_name="node", embed_model=embed_model)

@@ -231,6 +231,8 @@ class OmniVectorStore(BasePydanticVectorStore):
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
         """Nodes (segments included) by id, by filter, or both; every node when neither is given."""
+        if node_ids == []:
+            return []
         selection = _selection(node_ids, None, filters)
         return [hit_to_node(stored_hit(p)) for p in self._store.scroll(filter=selection, with_vectors=False)]
 

@@ -29,7 +29,7 @@ from omni_rag import Content
 from omni_rag.content import ItemLike
 from omni_rag.hits import hit_media_fields
 from omni_rag.indexing import media_items
-from omni_rag.store import Hit
+from omni_rag.store import Hit, PayloadKey
 
 METADATA = "metadata"
 TEXT_KEY = "text"
@@ -206,9 +206,10 @@ def ids_filter(node_ids: Sequence[str] | None, doc_ids: Sequence[str] | None) ->
     """Conditions keeping the given nodes (and their segments) and documents."""
     out: list[models.Condition] = []
     if node_ids is not None:
-        out.append(
-            models.FieldCondition(key=f"{METADATA}.{NODE_ID_KEY}", match=models.MatchAny(any=list(node_ids)))
-        )
+        wanted = models.MatchAny(any=list(node_ids))
+        # a node's own points carry its id as node_id; points added otherwise are nodes by their own id
+        by_node = models.FieldCondition(key=f"{METADATA}.{NODE_ID_KEY}", match=wanted)
+        out.append(models.Filter(should=[by_node, models.FieldCondition(key=PayloadKey.ID, match=wanted)]))
     if doc_ids is not None:
         out.append(
             models.FieldCondition(key=f"{METADATA}.{REF_DOC_KEY}", match=models.MatchAny(any=list(doc_ids)))
