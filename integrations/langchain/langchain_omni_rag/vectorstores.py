@@ -89,7 +89,17 @@ class OmniVectorStore(VectorStore):
         embedder: OmniEmbedder | None = None,
     ) -> None:
         self._embedding = embedding
-        self.store = store if store is not None else _open(collection_name, path, url, api_key, client)
+        self.store = (
+            store
+            if store is not None
+            else OmniStore(
+                collection_name,
+                path=os.fspath(path) if path else None,
+                url=url,
+                api_key=api_key,
+                client=client,
+            )
+        )
         self.fusion: FusionMode = fusion
         self.streams = list(streams) if streams is not None else None
         self.weights = dict(weights) if weights is not None else None
@@ -299,20 +309,6 @@ class OmniVectorStore(VectorStore):
                 "or embedder=OmniEmbedder(...)"
             )
         return self._embedder
-
-
-def _open(
-    collection: str,
-    path: str | os.PathLike[str] | None,
-    url: str | None,
-    api_key: str | None,
-    client: QdrantClient | None,
-) -> OmniStore:
-    if client is not None:
-        return OmniStore(collection, client=client)
-    if url is not None:
-        return OmniStore(collection, url=url, api_key=api_key)
-    return OmniStore(collection, path=os.fspath(path) if path is not None else None)
 
 
 def _inner_embedder(embedding: Embeddings) -> OmniEmbedder | None:

@@ -122,7 +122,17 @@ class OmniVectorStore(BasePydanticVectorStore):
             "weights": dict(weights) if weights is not None else None,
         }
         super().__init__(**fields)
-        self._store = store if store is not None else _open(collection_name, path, url, api_key, client)
+        self._store = (
+            store
+            if store is not None
+            else OmniStore(
+                collection_name,
+                path=os.fspath(path) if path else None,
+                url=url,
+                api_key=api_key,
+                client=client,
+            )
+        )
         self._embedder = embed_model.embedder if embed_model is not None else None
         self._segment = segment
 
@@ -313,20 +323,6 @@ class OmniVectorStore(BasePydanticVectorStore):
         """Refuse a collection another model filled (known when an ``embed_model`` is given)."""
         if self._embedder is not None:
             check_model_info(self._store, model_info(self._embedder))
-
-
-def _open(
-    collection: str,
-    path: str | os.PathLike[str] | None,
-    url: str | None,
-    api_key: str | None,
-    client: QdrantClient | None,
-) -> OmniStore:
-    if client is not None:
-        return OmniStore(collection, client=client)
-    if url is not None:
-        return OmniStore(collection, url=url, api_key=api_key)
-    return OmniStore(collection, path=os.fspath(path) if path is not None else None)
 
 
 def _selection(
