@@ -11,7 +11,15 @@ from typing import Any
 
 from omni_rag.content import Content
 from omni_rag.modalities import SOURCE_ORDER
-from omni_rag.store.models import Hit
+from omni_rag.store.models import Hit, StoredPoint
+
+
+def stored_hit(point: StoredPoint) -> Hit:
+    """A point read by id as a hit, so reads and searches are translated by the same functions.
+
+    It was not scored: ``score`` is NaN and ``stream_scores`` empty.
+    """
+    return Hit(id=point.id, score=float("nan"), payload=dict(point.payload))
 
 
 def hit_media(hit: Hit) -> dict[str, str]:
@@ -70,12 +78,39 @@ def hit_origin(hit: Hit) -> str:
     return str(hit.source or metadata.get("path") or metadata.get("name") or hit.id)
 
 
+def hit_user_metadata(hit: Hit) -> dict[str, Any]:
+    """The metadata the caller stored, as given: the item's ``text`` left out (it is the content)."""
+    return {k: v for k, v in (hit.payload.get("metadata") or {}).items() if k != "text"}
+
+
+#: The keys :func:`hit_media_fields` gives a media point.
+MEDIA_FIELDS = ("source", "modality", "modalities", "start_s", "end_s", "segment_index")
+
+
+def hit_media_fields(hit: Hit) -> dict[str, Any]:
+    """Where a media point's content is (source, modality, time range); ``{}`` for a text point.
+
+    Framework stores add these to the caller's metadata only for media, so a text document reads
+    back exactly as it was written.
+    """
+    if hit.source is None:
+        return {}
+    payload = hit.payload
+    return {
+        "source": hit.source,
+        "modality": hit_modality(hit),
+        "modalities": list(payload.get("modalities") or []),
+        "start_s": payload.get("start_s"),
+        "end_s": payload.get("end_s"),
+        "segment_index": payload.get("segment_index"),
+    }
+
+
 def hit_metadata(hit: Hit) -> dict[str, Any]:
     """Flat metadata: the user's keys (``text`` left out) plus the store's fields and scores."""
     payload = hit.payload
-    user = {k: v for k, v in (payload.get("metadata") or {}).items() if k != "text"}
     return {
-        **user,
+        **hit_user_metadata(hit),
         "id": hit.id,
         "source": hit.source,
         "modality": hit_modality(hit),

@@ -146,6 +146,71 @@ class LocalCopies:
         return replace(content, **changes) if changes else content  # type: ignore[arg-type]
 
 
+@dataclass
+class MediaItems:
+    """What :func:`media_items` made of paths and items: the ones to add, and the paths that failed.
+
+    Attributes:
+        items: Items to add, in order.
+        positions: For each of ``items``, its index in the caller's list.
+        failures: Paths that are missing or not media/text, with the caller's index.
+    """
+
+    items: list[ItemLike] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+
+    def restore(self, result: AddResult) -> AddResult:
+        """``result`` (of adding :attr:`items`) with the caller's indices, and the path failures."""
+        at = self.positions
+        return AddResult(
+            added=result.added,
+            unchanged=result.unchanged,
+            failures=sorted(
+                [replace(f, index=at[f.index]) for f in result.failures] + self.failures,
+                key=lambda f: f.index,
+            ),
+            added_items=[at[i] for i in result.added_items],
+            unchanged_items=[at[i] for i in result.unchanged_items],
+            duplicates={at[i]: at[j] for i, j in result.duplicates.items()},
+            crashed={at[i]: reason for i, reason in result.crashed.items()},
+        )
+
+
+def media_items(items: Sequence[ItemLike | os.PathLike[str]], *, errors: str = "raise") -> MediaItems:
+    """Items from paths or items, a path becoming what ``omni-rag index`` makes of the file.
+
+    A path (``os.PathLike``, or a ``str`` naming an existing file) is probed as the CLI does, so a
+    video with a soundtrack is video + audio, with ``metadata={"path", "name"}``: the same id and
+    points as ``omni-rag index``. Other items pass through (a ``str`` that is no file stays text).
+
+    Raises:
+        OmniInputError: A path that is missing or not media/text, naming its index and why (with
+            ``errors="skip"`` it is listed in :attr:`MediaItems.failures` instead).
+    """
+    from omni_rag.cli.files import FileItem, to_item
+
+    out = MediaItems()
+    for index, item in enumerate(items):
+        if isinstance(item, os.PathLike) or (isinstance(item, str) and Path(item).is_file()):
+            path = Path(item)
+            found = to_item(path.resolve()) if path.is_file() else None
+            if not isinstance(found, FileItem):
+                error = OmniInputError(
+                    found.reason if found is not None else f"no such file {os.fspath(path)!r}",
+                    index=index,
+                    field="path",
+                )
+                if errors != "skip":
+                    raise error
+                out.failures.append(ItemFailure.from_error(error))
+                continue
+            item = found.content
+        out.items.append(item)
+        out.positions.append(index)
+    return out
+
+
 def resolve_policy(segment: SegmentPolicy | bool | None) -> SegmentPolicy | None:
     """``True`` -> the default policy, ``False``/``None`` -> never cut, a policy -> itself."""
     if isinstance(segment, SegmentPolicy):

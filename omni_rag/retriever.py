@@ -6,6 +6,7 @@ LangChain retrievers and the CLI are thin layers over it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +23,7 @@ from omni_rag.indexing import (
     begin_add,
     content_id,
     embed_chunk,
+    media_items,
     model_info,
     resolve_policy,
     source_of,
@@ -163,6 +165,39 @@ class OmniRetriever:
             for chunk in run.chunks():
                 run.record(*embed_chunk(self.embedder, chunk, errors=errors))
         return run.finish()
+
+    def add_media(
+        self,
+        items: Sequence[ItemLike | os.PathLike[str]],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        errors: str = "raise",
+        overwrite: bool = False,
+        segment: SegmentPolicy | bool | None = True,
+    ) -> AddResult:
+        """:meth:`add` where a path means what ``omni-rag index`` makes of the file (same id, points).
+
+        The framework stores' ``add_media`` call this. A missing or unreadable path fails with its
+        index, or with ``errors="skip"`` is listed in the result's ``failures`` while the other
+        items are added.
+        """
+        _check_items(items)
+        if ids is not None:
+            _check_ids(ids, len(items))
+        if metadata is not None and len(metadata) != len(items):
+            raise ValueError(f"{len(metadata)} metadata entries for {len(items)} items")
+        found = media_items(items, errors=errors)
+        at = found.positions
+        result = self.add(
+            found.items,
+            ids=[ids[i] for i in at] if ids is not None else None,
+            metadata=[metadata[i] for i in at] if metadata is not None else None,
+            errors=errors,
+            overwrite=overwrite,
+            segment=segment,
+        )
+        return found.restore(result)
 
     # -- searching --------------------------------------------------------------------------------
 

@@ -174,10 +174,17 @@ class EdgeEngine:
         )
         return [_record(p) for p in self._require().query(request)]
 
-    def scroll(self, offset: str | None, limit: int) -> tuple[list[EngineRecord], str | None]:
-        records, next_offset = self._require().scroll(
-            qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+    def scroll(
+        self, offset: str | None, limit: int, filter: models.Filter | None = None, with_vectors: bool = True
+    ) -> tuple[list[EngineRecord], str | None]:
+        request = qe.ScrollRequest(
+            offset=offset,
+            limit=limit,
+            filter=to_edge_filter(filter),
+            with_payload=True,
+            with_vector=with_vectors,
         )
+        records, next_offset = self._require().scroll(request)
         return [_record(r) for r in records], None if next_offset is None else str(next_offset)
 
     def collections(self) -> list[str]:

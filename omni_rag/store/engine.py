@@ -150,8 +150,10 @@ class Engine(Protocol):
         """Native fusion of per-stream result lists, best first."""
         ...
 
-    def scroll(self, offset: str | None, limit: int) -> tuple[list[EngineRecord], str | None]:
-        """A page of points with all vectors and payload, and the next page's offset."""
+    def scroll(
+        self, offset: str | None, limit: int, filter: models.Filter | None = None, with_vectors: bool = True
+    ) -> tuple[list[EngineRecord], str | None]:
+        """A page of points (matching ``filter``) with payload and, if asked, all vectors; the next offset."""
         ...
 
     def collections(self) -> list[str]:

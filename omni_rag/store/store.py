@@ -335,6 +335,25 @@ class OmniStore:
         if ids and self._refresh():
             self._engine.delete([point_id(i) for i in ids])
 
+    def delete_where(self, filter: FilterLike, *, batch_size: int = 256) -> int:
+        """Delete every point matching ``filter`` (a document and all its segments); returns how many.
+
+        Matching ids are read first, then deleted by id, so an interrupted call leaves only whole
+        points behind and running it again deletes the rest.
+
+        Raises:
+            StoreInputError: ``filter`` is ``None`` or empty (use :meth:`drop` to delete everything).
+        """
+        qdrant_filter = to_filter(filter)
+        if qdrant_filter is None or not (
+            qdrant_filter.must or qdrant_filter.should or qdrant_filter.must_not
+        ):
+            raise StoreInputError("delete_where needs a non-empty filter; drop() deletes everything")
+        ids = [p.id for p in self.scroll(batch_size, filter=qdrant_filter, with_vectors=False)]
+        for start in range(0, len(ids), batch_size):
+            self.delete(ids[start : start + batch_size])
+        return len(ids)
+
     # ------------------------------------------------------------------ reads
 
     def count(self, filter: FilterLike | None = None) -> int:
@@ -343,13 +362,18 @@ class OmniStore:
             return 0
         return self._engine.count(to_filter(filter))
 
-    def get(self, ids: Sequence[str]) -> list[StoredPoint | None]:
-        """Stored points in the order of ``ids``; ``None`` where an id is unknown."""
+    def get(self, ids: Sequence[str], *, with_vectors: bool = True) -> list[StoredPoint | None]:
+        """Stored points in the order of ``ids``; ``None`` where an id is unknown.
+
+        ``with_vectors=False`` leaves :attr:`StoredPoint.vectors` empty (payload only, 8 KB less
+        per stream and point to read).
+        """
         if isinstance(ids, str):
             raise StoreInputError("ids must be a sequence of strings, not one string")
         if not ids or not self._refresh():
             return [None] * len(ids)
-        records = self._engine.retrieve([point_id(i) for i in ids], with_vectors=list(STREAMS))
+        vectors: list[str] | bool = list(STREAMS) if with_vectors else False
+        records = self._engine.retrieve([point_id(i) for i in ids], with_vectors=vectors)
         by_id = {r.id: r for r in records}
         out: list[StoredPoint | None] = []
         for caller_id in ids:
@@ -361,13 +385,20 @@ class OmniStore:
             )
         return out
 
-    def scroll(self, batch_size: int = 256) -> Iterator[StoredPoint]:
-        """Every stored point (payload and stream vectors), page by page: for export and migration."""
+    def scroll(
+        self, batch_size: int = 256, *, filter: FilterLike | None = None, with_vectors: bool = True
+    ) -> Iterator[StoredPoint]:
+        """Every stored point (payload and stream vectors), page by page: for export and migration.
+
+        ``filter`` keeps the points matching it (see :func:`to_filter`); ``with_vectors=False``
+        reads payloads only.
+        """
+        qdrant_filter = to_filter(filter)
         if not self._refresh():
             return
         offset: str | None = None
         while True:
-            records, offset = self._engine.scroll(offset, batch_size)
+            records, offset = self._engine.scroll(offset, batch_size, qdrant_filter, with_vectors)
             for record in records:
                 caller_id = str(record.payload.get(PayloadKey.ID, record.id))
                 yield StoredPoint(id=caller_id, payload=_public(record.payload), vectors=_streams_of(record))

@@ -76,3 +76,33 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "audio": make_audio(root / "tone.wav", freq=330.0),
         "video": make_video(root / "clip.mp4", fps=4),
     }
+
+
+@pytest.fixture(scope="session")
+def cli_recording(native_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An 80 s video with sound, and the points ``omni-rag index`` writes for it (two segments).
+
+    What the framework stores must reproduce when they index the same file.
+    """
+    from omni_rag.cli import main
+    from omni_rag.store import OmniStore
+    from omni_rag.testing.media import make_video
+
+    root = tmp_path_factory.mktemp("cli-recording")
+    video = make_video(root / "talk.mp4", seconds=80.0, fps=2, size=(32, 24), audio=True, seed=11)
+    args = ["index", str(video), "-c", "cli", "--store", str(root / "store"), "-q"]
+    assert main([*args, "--model", str(native_checkpoint), "--device", "cpu"]) == 0
+    with OmniStore("cli", path=str(root / "store")) as store:
+        points = {p.id: p for p in store.scroll()}
+    return {"path": video, "points": points}
+
+
+def assert_same_points(got: Any, want: Any) -> None:
+    """Same ids, streams and vectors (within 1e-6) as ``want`` (both ``{id: StoredPoint}``)."""
+    import numpy as np
+
+    assert sorted(got) == sorted(want)
+    for point_id, expected in want.items():
+        assert sorted(got[point_id].vectors) == sorted(expected.vectors), point_id
+        for stream, vector in expected.vectors.items():
+            np.testing.assert_allclose(got[point_id].vectors[stream], vector, atol=1e-6, err_msg=point_id)
