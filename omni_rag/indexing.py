@@ -74,6 +74,7 @@ class Plan:
     planned_items: set[int] = field(default_factory=set)
     failures: list[ItemFailure] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)
+    item_ids: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def plan_items(
             item_id = ids[index] if ids is not None else content_id(content)
             if item_id in first_of:
                 plan.duplicates[index] = first_of[item_id]
+                plan.item_ids[index] = item_id
                 continue
             source = source_of(content)
             local = copies.localize(content, index) if copies is not None else content
@@ -188,6 +190,7 @@ def plan_items(
             plan.failures.append(ItemFailure.from_error(error))
             continue
         first_of[item_id] = index
+        plan.item_ids[index] = item_id
         plan.planned_items.add(index)
         if not item_plan.segmented:
             plan.points.append(PlannedPoint(index, local, item_id, item_plan.duration_s, source))
@@ -319,6 +322,8 @@ class AddResult:
             unexpected error where it was embedded (a decoder or model crash on a worker) or was
             never embedded (a worker lost for good). Only remote embedding fills it; in-process,
             such an error propagates to the caller.
+        item_ids: Input index -> the item's id (its content hash unless ``ids`` were given), for
+            every planned item and duplicate: what a folder sync matches paths to points with.
     """
 
     added: list[str] = field(default_factory=list)
@@ -328,6 +333,7 @@ class AddResult:
     unchanged_items: list[int] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)
     crashed: dict[int, str] = field(default_factory=dict)
+    item_ids: dict[int, str] = field(default_factory=dict)
 
 
 def model_info(embedder: OmniEmbedder) -> dict[str, Any]:
@@ -422,5 +428,7 @@ def begin_add(
     pending, unchanged = (list(plan.points), []) if overwrite else drop_unchanged(store, plan.points)
     if pending and model_info is not None:
         claim_collection(store, model_info)
-    result = AddResult(unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates)
+    result = AddResult(
+        unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates, item_ids=plan.item_ids
+    )
     return AddRun(store, plan, pending, policy, metadata, result)

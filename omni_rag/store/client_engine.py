@@ -162,9 +162,11 @@ class ClientEngine:
         )
         return [_record(p) for p in response.points]
 
-    def scroll(self, offset: str | None, limit: int) -> tuple[list[EngineRecord], str | None]:
+    def scroll(
+        self, offset: str | None, limit: int, with_vectors: bool = True
+    ) -> tuple[list[EngineRecord], str | None]:
         records, next_offset = self.client.scroll(
-            self.collection, offset=offset, limit=limit, with_payload=True, with_vectors=True
+            self.collection, offset=offset, limit=limit, with_payload=True, with_vectors=with_vectors
         )
         return [_record(r) for r in records], None if next_offset is None else str(next_offset)
 

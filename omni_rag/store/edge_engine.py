@@ -124,7 +124,10 @@ class EdgeEngine:
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         state = _read_json(self.folder / _METADATA_FILE)
         state["metadata"] = dict(metadata)
-        _write_json(self.folder / _METADATA_FILE, state)
+        try:
+            _write_json(self.folder / _METADATA_FILE, state)
+        except OSError as error:
+            raise StoreWriteError(f"cannot record the collection's info in {self.folder}: {error}") from error
 
     # ------------------------------------------------------------------ points
 
@@ -174,9 +177,11 @@ class EdgeEngine:
         )
         return [_record(p) for p in self._require().query(request)]
 
-    def scroll(self, offset: str | None, limit: int) -> tuple[list[EngineRecord], str | None]:
+    def scroll(
+        self, offset: str | None, limit: int, with_vectors: bool = True
+    ) -> tuple[list[EngineRecord], str | None]:
         records, next_offset = self._require().scroll(
-            qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+            qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors)
         )
         return [_record(r) for r in records], None if next_offset is None else str(next_offset)
 
@@ -219,6 +224,10 @@ class EdgeEngine:
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")
+        if not (self._shard_dir / "wal").is_dir():  # removed under us: a write would go to deleted files
+            raise StoreWriteError(
+                f"write to collection {self.collection!r} failed: its folder {self._shard_dir} was removed"
+            )
         try:
             shard.update(operation)
         except Exception as error:

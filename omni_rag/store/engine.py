@@ -150,8 +150,10 @@ class Engine(Protocol):
         """Native fusion of per-stream result lists, best first."""
         ...
 
-    def scroll(self, offset: str | None, limit: int) -> tuple[list[EngineRecord], str | None]:
-        """A page of points with all vectors and payload, and the next page's offset."""
+    def scroll(
+        self, offset: str | None, limit: int, with_vectors: bool = True
+    ) -> tuple[list[EngineRecord], str | None]:
+        """A page of points with their payload (and all vectors unless not asked), and the next offset."""
         ...
 
     def collections(self) -> list[str]:
