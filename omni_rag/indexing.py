@@ -12,8 +12,10 @@ everything but the embedding, so ``OmniRetriever.add`` (embeds in-process) and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -336,9 +338,42 @@ class AddResult:
     item_ids: dict[int, str] = field(default_factory=dict)
 
 
+#: The fixed document whose embedding identifies a model by its weights, wherever it is loaded from.
+FINGERPRINT_PROBE = "omni-rag model fingerprint probe: the quick brown fox jumps over the lazy dog."
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(embedder: OmniEmbedder) -> str:
+    """The embedding of :data:`FINGERPRINT_PROBE` as base64 float16: the same weights give the same
+    vector from any path, copy or dtype (up to rounding), other weights another one.
+
+    Computed once per embedder (one short forward pass).
+    """
+    cached = _fingerprints.get(embedder)
+    if cached is None:
+        vector = np.asarray(embedder.embed_documents([FINGERPRINT_PROBE], show_progress_bar=False)[0])
+        cached = base64.b64encode(vector.astype("<f2").tobytes()).decode("ascii")
+        _fingerprints[embedder] = cached
+    return cached
+
+
+def fingerprint_cosine(a: str, b: str) -> float:
+    """Cosine between two fingerprints (``-1`` when their sizes differ)."""
+    x, y = (np.frombuffer(base64.b64decode(f), dtype="<f2").astype(np.float64) for f in (a, b))
+    if x.shape != y.shape or not x.any() or not y.any():
+        return -1.0
+    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
+
+
 def model_info(embedder: OmniEmbedder) -> dict[str, Any]:
-    """What a collection records about the model that filled it (checked before mixing models)."""
-    return {"model_id": embedder.model_id, "revision": embedder.revision, "dim": embedder.dim}
+    """What a collection records about the model that filled it (checked before mixing models):
+    its name and revision for people, its dimension and fingerprint for the check."""
+    return {
+        "model_id": embedder.model_id,
+        "revision": embedder.revision,
+        "dim": embedder.dim,
+        "fingerprint": model_fingerprint(embedder),
+    }
 
 
 def crash_reason(error: BaseException) -> str:

@@ -23,6 +23,7 @@ from omni_rag.indexing import (
     begin_add,
     content_id,
     embed_chunk,
+    fingerprint_cosine,
     model_info,
     resolve_policy,
     source_of,
@@ -49,8 +50,18 @@ class ModelMismatchError(OmniError):
     """The collection was indexed with another model; its vectors are not comparable."""
 
 
+#: Fingerprint cosine from which two models are the same weights: one model in bf16 and in fp32
+#: stays above 0.999, other weights (even a fine-tune of the same base) fall well below.
+FINGERPRINT_MIN_COSINE = 0.995
+
+
 def check_model_info(store: OmniStore, mine: Mapping[str, Any]) -> None:
     """Refuse to mix vectors of different models in one collection.
+
+    A model is identified by what it is: the embedding of a fixed probe (its fingerprint, recorded
+    at the first write) must match, so a copy or a link to the same weights is accepted from any
+    path, and other weights under the same path are refused. Collections recorded before
+    fingerprints fall back to the checkpoint's name, revision and dimension.
 
     Raises:
         ModelMismatchError: naming both models.
@@ -59,12 +70,24 @@ def check_model_info(store: OmniStore, mine: Mapping[str, Any]) -> None:
     recorded = info.get("model_id")
     if recorded is None:
         return
-    same_name = Path(str(recorded)).name == Path(str(mine["model_id"])).name
-    if not same_name or info.get("dim") != mine["dim"] or info.get("revision") != mine["revision"]:
+    theirs, ours = info.get("fingerprint"), mine.get("fingerprint")
+    why = ""
+    if info.get("dim") != mine["dim"]:
+        why = "other vector size"
+    elif isinstance(theirs, str) and isinstance(ours, str):
+        cosine = fingerprint_cosine(theirs, ours)
+        if cosine < FINGERPRINT_MIN_COSINE:
+            why = f"other weights: the fingerprint probe embeds to cosine {cosine:.3f} of the recorded one"
+    elif (
+        Path(str(recorded)).name != Path(str(mine["model_id"])).name
+        or info.get("revision") != mine["revision"]
+    ):
+        why = "other checkpoint name or revision"
+    if why:
         raise ModelMismatchError(
             f"collection {store.collection!r} was indexed with {recorded} "
             f"(revision {info.get('revision')}, dim {info.get('dim')}); this embedder is "
-            f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}). "
+            f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}): {why}. "
             "Use the same model, or index into another collection."
         )
 
