@@ -17,7 +17,9 @@ from omni_rag.testing import build_tiny_checkpoint
 from tests.test_cli import explain, run
 
 
-def test_copies_and_links_are_the_model_other_weights_are_not(tmp_path: Path, native_checkpoint: Path) -> None:
+def test_copies_and_links_are_the_model_other_weights_are_not(
+    tmp_path: Path, native_checkpoint: Path
+) -> None:
     ckpt = tmp_path / "ckpt"
     shutil.copytree(native_checkpoint, ckpt)
     (tmp_path / "docs").mkdir()
