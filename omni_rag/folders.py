@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from omni_rag.content import Content
 from omni_rag.errors import MediaError
@@ -75,7 +75,7 @@ class FolderReport:
     written: set[str] = field(default_factory=set)
 
     @classmethod
-    def from_scan(cls, scan: FileScan) -> Any:
+    def from_scan(cls, scan: FileScan) -> Self:
         """A report that starts with what the scan already decided (skipped, failed, notes)."""
         return cls(
             skipped=list(scan.skipped),
@@ -100,6 +100,9 @@ class FolderReport:
                 self.duplicates.append((str(files[i].path), str(files[j].path)))
             elif j in result.unchanged_items:
                 self.unchanged.append(str(files[i].path))
+            else:
+                reason = f"same content as {shown(files[j].path)}, which was not indexed"
+                self.failures.append(FileProblem(str(files[i].path), reason))
         known = [*result.added_items, *result.unchanged_items, *result.duplicates]
         self.item_ids.update((str(files[i].path), result.item_ids[i]) for i in known if i in result.item_ids)
         self.written.update(result.item_ids[i] for i in result.added_items if i in result.item_ids)
@@ -172,12 +175,15 @@ class _Recorded:
 class _Scope:
     """Which recorded paths this run speaks for: under a given folder that has entries, or a given file."""
 
-    def __init__(self, roots: Iterable[ScanRoot]) -> None:
+    def __init__(self, roots: Iterable[ScanRoot], unreadable: Iterable[Path] = ()) -> None:
         self.folders = [str(r.path) for r in roots if r.folder and not r.empty]
         self.files = {str(r.path) for r in roots if not r.folder}
         self.empty = [str(r.path) for r in roots if r.folder and r.empty]
+        self.unreadable = [str(p) for p in unreadable]  # folders not listed: what they hold is unknown
 
     def covers(self, path: str) -> bool:
+        if any(path == folder or _under(path, folder) for folder in self.unreadable):
+            return False
         return path in self.files or any(_under(path, folder) for folder in self.folders)
 
 
@@ -220,7 +226,7 @@ def sync_folder(
     Run after the files were added. Paths outside the scanned roots, and paths of files that
     failed in this run, keep what they had. ``keep_missing`` keeps the paths of files that vanished.
     """
-    scope = _Scope(scan.roots)
+    scope = _Scope(scan.roots, scan.unreadable)
     groups = _recorded(store)
     for folder in scope.empty:
         if any(_under(p, folder) for g in groups.values() for p in g.paths):

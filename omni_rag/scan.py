@@ -139,6 +139,7 @@ class FileScan:
         failures: Missing paths and unreadable files and folders (an error: exit code 1).
         notes: Files indexed with a remark the user should see (text in a guessed encoding).
         roots: The given paths that exist (the scope of a sync).
+        unreadable: Real paths of folders that could not be listed (a sync keeps what was under them).
         warnings: Remarks about the options (an ``--exclude`` pattern that matched nothing).
         max_text_bytes: The text size cap the scan used (reading at embed time uses it too).
     """
@@ -148,6 +149,7 @@ class FileScan:
     failures: list[FileProblem] = field(default_factory=list)
     notes: list[FileProblem] = field(default_factory=list)
     roots: list[ScanRoot] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     max_text_bytes: int = MAX_TEXT_BYTES
 
@@ -198,6 +200,7 @@ class _Walk:
     seen: set[Path] = field(default_factory=set)
     folders: set[Path] = field(default_factory=set)
     problems: list[FileProblem] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)
 
     def fail(self, path: str | os.PathLike[str], reason: str, *, skipped: bool = False) -> None:
         self.problems.append(FileProblem(shown(path), reason, skipped))
@@ -234,6 +237,7 @@ class _Walk:
 
         def unreadable(error: OSError) -> None:
             self.fail(error.filename or root, f"cannot read folder: {error.strerror}")
+            self.unreadable.append(Path(os.path.realpath(error.filename or root)))
 
         for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=True):
             here = Path(folder)
@@ -265,7 +269,12 @@ def _roots(paths: Sequence[str | os.PathLike[str]]) -> list[ScanRoot]:
         except (OSError, RuntimeError):
             continue
         if real.is_dir():
-            roots.append(ScanRoot(real, True, empty=not any(os.scandir(real))))
+            try:
+                with os.scandir(real) as entries:
+                    empty = next(entries, None) is None
+            except OSError:  # unreadable: the walk reports it; not "empty", so nothing is removed
+                empty = False
+            roots.append(ScanRoot(real, True, empty=empty))
         else:
             roots.append(ScanRoot(real, False))
     return roots
@@ -393,7 +402,7 @@ def scan_paths(
     """Walk ``paths`` and sort every file into to-embed, skipped or failed."""
     options = options or ScanOptions(exclude=exclude)
     state, roots = _walk(list(paths), options)
-    scan = FileScan(roots=roots, max_text_bytes=options.max_text_bytes)
+    scan = FileScan(roots=roots, unreadable=state.unreadable, max_text_bytes=options.max_text_bytes)
     for problem in state.problems:
         (scan.skipped if problem.skipped else scan.failures).append(problem)
     scan.warnings = [f"--exclude {p!r} matched nothing" for p in state.excluder.unmatched()]

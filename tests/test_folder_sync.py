@@ -203,3 +203,32 @@ def test_text_is_read_when_embedded_not_at_scan_time(tmp_path: Path, embedder: A
     report = index_scan(OmniRetriever(embedder, store), scan, quiet=True)
     assert len(report.added) == 1
     assert [p.payload["metadata"]["text"] for p in store.scroll()] == ["the text at embed time"]
+
+
+def test_an_unreadable_subfolder_removes_nothing_under_it(
+    tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    folder = tmp_path / "m"
+    locked = folder / "locked"
+    locked.mkdir(parents=True)
+    (folder / "ok.txt").write_text("a readable note")
+    (locked / "secret.txt").write_text("a note in a folder that becomes unreadable")
+    store = OmniStore("m1", location=":memory:")
+    retriever = OmniRetriever(embedder, store)
+    assert len(retriever.add_folder(folder).added) == 2
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:  # listing fails as for a folder without read permission
+        if Path(str(path)) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = retriever.add_folder(folder)
+    monkeypatch.undo()
+    assert [(Path(p.path).name, p.reason) for p in report.failures] == [
+        ("locked", "cannot read folder: Permission denied")
+    ]
+    assert report.removed == [] and store.count() == 2
