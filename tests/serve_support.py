@@ -26,6 +26,8 @@ OMNI_RAG = Path(sys.executable).with_name("omni-rag")
 COLLECTION = "demo"
 #: The recording cut into segments: 12 s in windows of 4 s -> segments at 0, 4 and 8 s.
 LONG_VIDEO = "long_talk.mp4"
+#: A file the traversal tests replace by a symlink out of its folder (no other test uses it).
+SWAPPED = "swap_me.wav"
 
 
 def build_corpus(root: Path, embedder: Any) -> Path:
@@ -33,11 +35,12 @@ def build_corpus(root: Path, embedder: Any) -> Path:
     from omni_rag.cli import index_scan, open_store, scan_paths
     from omni_rag.retriever import OmniRetriever
     from omni_rag.segments import SegmentPolicy
-    from omni_rag.testing_media import make_video
+    from omni_rag.testing_media import make_audio, make_video
 
     media = root / "media"
     shutil.copytree(EXAMPLES, media, ignore=shutil.ignore_patterns("README.md", "*.py"))
     make_video(media / LONG_VIDEO, seconds=12.0, fps=4, size=(160, 120), audio=True, seed=7)
+    make_audio(media / SWAPPED, seconds=1.0, seed=8)  # the file a test swaps for a symlink
     store = open_store(COLLECTION, path=root / "store")
     try:
         report = index_scan(
