@@ -161,6 +161,10 @@ function sourceName(hit) {
   return hit.source || (hit.metadata && (hit.metadata.path || hit.metadata.name)) || hit.id;
 }
 
+function baseName(path) {
+  return String(path).split(/[\\/]/).filter(Boolean).pop() || String(path);
+}
+
 function bars(hit) {
   const rows = [];
   for (const stream of STREAMS) {
@@ -202,7 +206,7 @@ function card(hit) {
   const head = el("div", { className: "head" }, [
     el("span", { className: "rank", textContent: `#${hit.rank}` }),
     el("span", { className: "score", textContent: hit.score.toFixed(4), title: "fused score" }),
-    el("span", { className: "source", textContent: sourceName(hit), title: sourceName(hit) }),
+    el("span", { className: "source", textContent: baseName(sourceName(hit)), title: sourceName(hit) }),
     el("span", { className: "span", textContent: span(hit) }),
   ]);
   const node = el("article", { className: `card ${hit.kind}`, id: `hit-${hit.rank}` }, [head, bars(hit), media]);
@@ -228,8 +232,9 @@ function timeline(hits) {
   const line = el("div", { className: "timeline", title: "the file's matching segments" });
   for (const hit of hits) {
     if (hit.start_s == null) continue;
-    const seg = el("span", { className: "seg", textContent: `#${hit.rank}`, title: span(hit), onclick: () => document.getElementById(`hit-${hit.rank}`).scrollIntoView({ behavior: "smooth" }) });
+    const seg = el("span", { className: "seg", textContent: `#${hit.rank} ${span(hit)}`, title: `${span(hit)} · score ${hit.score.toFixed(4)}`, onclick: () => document.getElementById(`hit-${hit.rank}`).scrollIntoView({ behavior: "smooth" }) });
     seg.style.left = `${(hit.start_s / length) * 100}%`;
+    seg.style.opacity = String(Math.max(0.35, 1 - (hit.rank - 1) * 0.08));
     seg.style.width = `${(((hit.end_s || length) - hit.start_s) / length) * 100}%`;
     line.append(seg);
   }
@@ -242,7 +247,8 @@ function render(hits, grouped) {
   if (!grouped) { results.replaceChildren(...hits.map(card)); return; }
   const rows = [];
   for (const [name, members] of groups(hits)) {
-    const row = el("section", { className: "group" }, [el("h3", { textContent: `${name} (${members.length})` })]);
+    const title = el("h3", { textContent: `${baseName(name)} ` }, [el("small", { textContent: `${name} · ${members.length} hit${members.length > 1 ? "s" : ""}` })]);
+    const row = el("section", { className: "group" }, [title]);
     if (members.some((h) => h.start_s != null)) row.append(timeline(members));
     row.append(el("div", { className: "cards" }, members.map(card)));
     rows.push(row);
