@@ -2,21 +2,22 @@
 
 Thin over the core: queries are embedded by :class:`~omni_rag.serve.batching.QueryBatcher`
 (one model, micro-batches) and searched with :meth:`OmniRetriever.search_vector`, the same call
-``omni-rag search`` ends in, so the API's hits are the CLI's hits. Every store access runs on one
-thread of its own, so the embedded Qdrant store is never used by two threads at once.
+``omni-rag search`` ends in, so the API's hits are the CLI's hits. Store calls take one lock, so
+the embedded Qdrant store is never used by two threads at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -63,28 +64,34 @@ class ServeConfig:
 
 @dataclass
 class ServeState:
-    """What the routes share: the retriever, the batcher, the store's thread and the poster cache."""
+    """What the routes share: the retriever, the batcher, the store's lock and the poster cache."""
 
     retriever: OmniRetriever
     config: ServeConfig
     batcher: QueryBatcher
     posters: PosterCache = field(default_factory=PosterCache)
-    store_thread: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-store")
-    )
+    store_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def on_store(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a store call on the store's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.store_thread, function, *args)
+        """Run a store call in a worker thread, never two at once."""
+        return await asyncio.to_thread(self._locked, function, *args)
+
+    def _locked(self, function: Callable[..., T], *args: Any) -> T:
+        with self.store_lock:
+            return function(*args)
 
     async def search(self, query: ServeQuery) -> list[dict[str, Any]]:
-        vector = await self.batcher.embed(query.content)
-        hits = await self.on_store(
-            lambda: self.retriever.search_vector(
-                vector, k=query.k, streams=query.streams, fusion=query.fusion
+        """Embed in the next micro-batch; search and write the JSON on the batch's thread."""
+
+        def then(vector: np.ndarray) -> list[dict[str, Any]]:
+            hits = self._locked(
+                lambda: self.retriever.search_vector(
+                    vector, k=query.k, streams=query.streams, fusion=query.fusion
+                )
             )
-        )
-        return hits_payload(hits)
+            return hits_payload(hits)
+
+        return await self.batcher.run(query.content, then)
 
 
 def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> FastAPI:
@@ -100,7 +107,6 @@ def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await state.batcher.close()
-        state.store_thread.shutdown(wait=True)
 
     app = FastAPI(
         title="omni-rag",
@@ -115,7 +121,7 @@ def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> F
     return app
 
 
-def _require_key(request: Request) -> None:
+async def _require_key(request: Request) -> None:
     """401 unless the request carries the server's key (when it has one)."""
     state: ServeState = request.app.state.omni
     if not authorized(request, state.config.api_key):

@@ -4,6 +4,10 @@ A request's query waits at most ``max_wait_ms`` for company; while a forward pas
 arrived queries queue up and all go into the next pass. At one client a query goes straight
 through (no pass is running, nothing else arrives within the window); at 64 clients one pass
 embeds dozens of queries, which on a batch-friendly model is far cheaper than dozens of passes.
+
+Each query's follow-up (the store search and its JSON) runs on the same thread right after the
+pass, and a batch's answers are released together: clients answered together ask again together,
+so the next pass is full too, rather than trickling into many small ones.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -37,10 +42,14 @@ class BatchStats:
         self.largest = max(self.largest, size)
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class _Pending:
+class _Pending(Generic[T]):
     query: Content
-    future: asyncio.Future[np.ndarray] = field(repr=False)
+    then: Callable[[np.ndarray], T]
+    future: asyncio.Future[T] = field(repr=False)
 
 
 class QueryBatcher:
@@ -50,16 +59,27 @@ class QueryBatcher:
         embedder: The one model.
         max_batch: Most queries per forward pass.
         max_wait_ms: How long the first query of a batch waits for others.
+        busy_wait_ms: The same wait while under load (the last pass had company): a little longer
+            fills passes that would otherwise run half empty; one client alone never pays it.
     """
 
-    def __init__(self, embedder: OmniEmbedder, *, max_batch: int = 64, max_wait_ms: float = 2.0) -> None:
-        if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
+    def __init__(
+        self,
+        embedder: OmniEmbedder,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 2.0,
+        busy_wait_ms: float = 10.0,
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0 or busy_wait_ms < 0:
+            raise ValueError("max_batch must be >= 1, max_wait_ms and busy_wait_ms >= 0")
         self.embedder = embedder
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
+        self.busy_wait_s = busy_wait_ms / 1000.0
+        self._last_size = 0
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._queue: asyncio.Queue[_Pending[Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-embed")
 
@@ -69,12 +89,20 @@ class QueryBatcher:
         Raises:
             OmniInputError: the query could not be embedded (unreadable media), naming why.
         """
+        return await self.run(query, lambda vector: vector)
+
+    async def run(self, query: Content, then: Callable[[np.ndarray], T]) -> T:
+        """``then(vector)`` for the query, called on the model's thread right after its batch's pass.
+
+        Raises:
+            OmniInputError: the query could not be embedded; or whatever ``then`` raised.
+        """
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._serve())
         assert self._queue is not None
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(query, future))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(query, then, future))
         return await future
 
     async def close(self) -> None:
@@ -90,26 +118,21 @@ class QueryBatcher:
         while True:
             batch = await self._collect(self._queue)
             try:
-                vectors = await loop.run_in_executor(
-                    self._model_thread, self._embed, [p.query for p in batch]
-                )
+                outcomes = await loop.run_in_executor(self._model_thread, self._process, batch)
             except Exception as error:  # the model failed as a whole: every waiting request hears why
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
-            for pending, vector in zip(batch, vectors, strict=True):
+                outcomes = [error] * len(batch)
+            for pending, outcome in zip(batch, outcomes, strict=True):
                 if pending.future.done():  # the client went away
                     continue
-                if isinstance(vector, OmniInputError):
-                    pending.future.set_exception(vector)
+                if isinstance(outcome, BaseException):
+                    pending.future.set_exception(outcome)
                 else:
-                    pending.future.set_result(vector)
+                    pending.future.set_result(outcome)
 
-    async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
+    async def _collect(self, queue: asyncio.Queue[_Pending[Any]]) -> list[_Pending[Any]]:
         """The next batch: the first waiting query, then any arriving within the window."""
         batch = [await queue.get()]
-        deadline = time.perf_counter() + self.max_wait_s
+        deadline = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else self.max_wait_s)
         while len(batch) < self.max_batch:
             if not queue.empty():
                 batch.append(queue.get_nowait())
@@ -121,12 +144,26 @@ class QueryBatcher:
                 batch.append(await asyncio.wait_for(queue.get(), left))
             except asyncio.TimeoutError:
                 break
+        self._last_size = len(batch)
         return batch
+
+    def _process(self, batch: list[_Pending[Any]]) -> list[Any]:
+        """Embed the batch, then run each query's follow-up; a failure fails only its own query."""
+        outcomes: list[Any] = []
+        for pending, vector in zip(batch, self._embed([p.query for p in batch]), strict=True):
+            if isinstance(vector, OmniInputError):
+                outcomes.append(vector)
+                continue
+            try:
+                outcomes.append(pending.then(vector))
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
 
     def _embed(self, queries: list[Content]) -> list[np.ndarray | OmniInputError]:
         """One forward pass (or as few as the token budget allows); a bad query fails only itself."""
         self.stats.record(len(queries))
-        result = self.embedder.embed_queries(queries, errors="skip")
+        result = self.embedder.embed_queries(queries, errors="skip", batch_size=self.max_batch)
         reasons = {f.index: f for f in result.failures}
         out: list[np.ndarray | OmniInputError] = []
         for index, vector in enumerate(result.embeddings):
