@@ -26,6 +26,7 @@ def test_concurrent_queries_share_passes_and_match_one_by_one(embedder: Any) -> 
     batcher = QueryBatcher(embedder, max_batch=64, max_wait_ms=20)
     vectors = asyncio.run(embed_all(batcher, queries))
     alone = embedder.embed_queries(queries, batch_size=1)
+    # idle: the first query goes alone; the rest queued meanwhile share the next pass
     assert batcher.stats.queries == 24 and batcher.stats.passes <= 3 and batcher.stats.largest >= 12
     for vector, reference in zip(vectors, alone, strict=True):
         assert float(np.dot(vector, reference)) == pytest.approx(1.0, abs=1e-5)

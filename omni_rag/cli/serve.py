@@ -53,7 +53,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=2.0,
         metavar="MS",
-        help="how long a query waits for others to share its forward pass (default: 2)",
+        help="under load, the longest gap between queries that share a forward pass (default: 2)",
     )
 
 

@@ -27,7 +27,7 @@ from omni_rag.errors import OmniInputError
 from omni_rag.retriever import OmniRetriever
 from omni_rag.serve.auth import authorized
 from omni_rag.serve.batching import QueryBatcher
-from omni_rag.serve.media import MediaSource, PosterCache, point_media
+from omni_rag.serve.media import MediaSource, PosterCache, SourceCache, point_media
 from omni_rag.serve.query import (
     QueryError,
     SearchRequest,
@@ -70,6 +70,7 @@ class ServeState:
     config: ServeConfig
     batcher: QueryBatcher
     posters: PosterCache = field(default_factory=PosterCache)
+    sources: SourceCache = field(default_factory=SourceCache)
     store_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def on_store(self, function: Callable[..., T], *args: Any) -> T:
@@ -89,7 +90,7 @@ class ServeState:
                     vector, k=query.k, streams=query.streams, fusion=query.fusion
                 )
             )
-            return hits_payload(hits)
+            return hits_payload(hits, self.sources)
 
         return await self.batcher.run(query.content, then)
 

@@ -1,13 +1,15 @@
 """Micro-batching of query embeddings: concurrent requests share one forward pass of one model.
 
-A request's query waits at most ``max_wait_ms`` for company; while a forward pass runs, newly
-arrived queries queue up and all go into the next pass. At one client a query goes straight
-through (no pass is running, nothing else arrives within the window); at 64 clients one pass
-embeds dozens of queries, which on a batch-friendly model is far cheaper than dozens of passes.
+An idle server embeds a query at once. Queries that arrive while a forward pass runs queue up
+and all go into the next pass; from then on (the last pass had company) a batch stays open while
+queries keep arriving at most ``max_wait_ms`` apart, for up to ``busy_wait_ms``: answers leave
+one by one, so the clients' next queries trickle in a millisecond or two apart, and without the
+wait they would be cut into many small passes. At 64 clients one pass embeds dozens of queries,
+far cheaper than dozens of passes.
 
 Each query's follow-up (the store search and its JSON) runs on the same thread right after the
-pass, and a batch's answers are released together: clients answered together ask again together,
-so the next pass is full too, rather than trickling into many small ones.
+pass, and a batch's answers are released together, so clients answered together ask again
+together.
 """
 
 from __future__ import annotations
@@ -58,9 +60,8 @@ class QueryBatcher:
     Args:
         embedder: The one model.
         max_batch: Most queries per forward pass.
-        max_wait_ms: How long the first query of a batch waits for others.
-        busy_wait_ms: The same wait while under load (the last pass had company): a little longer
-            fills passes that would otherwise run half empty; one client alone never pays it.
+        max_wait_ms: Under load, the longest gap between two queries of one batch.
+        busy_wait_ms: Under load, the longest a batch stays open. An idle server never waits.
     """
 
     def __init__(
@@ -69,7 +70,7 @@ class QueryBatcher:
         *,
         max_batch: int = 64,
         max_wait_ms: float = 2.0,
-        busy_wait_ms: float = 10.0,
+        busy_wait_ms: float = 25.0,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0 or busy_wait_ms < 0:
             raise ValueError("max_batch must be >= 1, max_wait_ms and busy_wait_ms >= 0")
@@ -130,14 +131,14 @@ class QueryBatcher:
                     pending.future.set_result(outcome)
 
     async def _collect(self, queue: asyncio.Queue[_Pending[Any]]) -> list[_Pending[Any]]:
-        """The next batch: the first waiting query, then any arriving within the window."""
+        """The next batch: every query waiting, and under load those that keep arriving."""
         batch = [await queue.get()]
-        deadline = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else self.max_wait_s)
+        cap = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
             if not queue.empty():
                 batch.append(queue.get_nowait())
                 continue
-            left = deadline - time.perf_counter()
+            left = min(cap, time.perf_counter() + self.max_wait_s) - time.perf_counter()
             if left <= 0:
                 break
             try:

@@ -24,7 +24,7 @@ from omni_rag.cli.render import hits_to_json
 from omni_rag.cli.search import query_file_problem
 from omni_rag.content import Content
 from omni_rag.hits import hit_text
-from omni_rag.serve.media import hit_source_file
+from omni_rag.serve.media import SourceCache, hit_source_file
 from omni_rag.store import STREAMS, FusionMode, Hit
 
 #: The media fields a multipart request may carry, as in ``omni-rag search --image/--audio/--video``.
@@ -152,9 +152,9 @@ async def _save(upload: UploadFile, folder: Path, max_bytes: int) -> str:
     return str(path)
 
 
-def hit_to_json(entry: dict[str, Any], hit: Hit) -> dict[str, Any]:
+def hit_to_json(entry: dict[str, Any], hit: Hit, paths: SourceCache | None = None) -> dict[str, Any]:
     """One ``--json`` entry plus ``media_url`` (and ``poster_url`` for video, ``text`` for text hits)."""
-    source = hit_source_file(hit)
+    source = hit_source_file(hit, paths)
     extra: dict[str, Any] = {"kind": source.modality if source is not None else "text", "media_url": None}
     if source is not None:
         extra["media_url"] = f"/media/{quote(hit.id, safe='')}"
@@ -165,9 +165,9 @@ def hit_to_json(entry: dict[str, Any], hit: Hit) -> dict[str, Any]:
     return {**entry, **extra}
 
 
-def hits_payload(hits: list[Hit]) -> list[dict[str, Any]]:
+def hits_payload(hits: list[Hit], paths: SourceCache | None = None) -> list[dict[str, Any]]:
     """``{"hits": [...]}``'s list: the CLI's JSON for each hit, with the page's URLs added."""
-    return [hit_to_json(entry, hit) for entry, hit in zip(hits_to_json(hits), hits, strict=True)]
+    return [hit_to_json(entry, hit, paths) for entry, hit in zip(hits_to_json(hits), hits, strict=True)]
 
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
