@@ -11,7 +11,10 @@ when its last one was answered). Queries cycle through the text queries of
 overhead at one client (its p50 minus the in-process p50) and the speed-up over the sequential
 queries/s, with the forward passes the server ran (micro-batching shares them).
 
-The client runs on the same machine as the server, so they share its CPUs.
+The client runs on the same machine as the server, so they share its CPUs. OpenMP threads are
+told to sleep rather than spin when idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), in this process
+and the server: on a 2-core machine the idle side's spinning threads otherwise take the cores the
+busy side needs, which made the in-process baseline 3x slower than the server in one test.
 """
 
 from __future__ import annotations
@@ -213,6 +216,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads here or in the server
     from omni_rag.testing import tiny_checkpoint
 
     checkpoint = tiny_checkpoint("native")
