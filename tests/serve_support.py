@@ -26,6 +26,8 @@ OMNI_RAG = Path(sys.executable).with_name("omni-rag")
 COLLECTION = "demo"
 #: The recording cut into segments: 12 s in windows of 4 s -> segments at 0, 4 and 8 s.
 LONG_VIDEO = "long_talk.mp4"
+#: The key of the second test server (``--host 0.0.0.0``, key from ``$OMNI_RAG_API_KEY``).
+API_KEY = "s3cret-key"
 #: A file the traversal tests replace by a symlink out of its folder (no other test uses it).
 SWAPPED = "swap_me.wav"
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.serve_support import (
+    API_KEY,
     COLLECTION,
     LONG_VIDEO,
     OMNI_RAG,
@@ -28,10 +29,9 @@ from tests.serve_support import (
     SWAPPED,
     Server,
     cli_search_json,
-    start_server,
 )
 
-KEY = "s3cret-key"
+KEY = API_KEY
 
 
 def search(server: Server, **body: Any) -> list[dict[str, Any]]:
@@ -267,26 +267,6 @@ def test_bad_json_queries_are_400_naming_the_field(server: Server, body: dict[st
 
 
 # -- keys, hosts and upload limits: a second server on every interface ------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyed_server(
-    serve_corpus: Path, native_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Any:
-    """``--host 0.0.0.0`` with the key from ``$OMNI_RAG_API_KEY`` and a 0.05 MB upload limit."""
-    store = tmp_path_factory.mktemp("keyed") / "store"
-    shutil.copytree(serve_corpus / "store", store, ignore=shutil.ignore_patterns("*.lock", ".lock"))
-    running = start_server(
-        store,
-        native_checkpoint,
-        "--max-upload-mb",
-        "0.05",
-        host="0.0.0.0",
-        env={"OMNI_RAG_API_KEY": KEY},
-        headers={"api-key": KEY},
-    )
-    yield running
-    running.stop()
 
 
 def test_non_loopback_host_without_key_refuses_to_start(serve_corpus: Path) -> None:

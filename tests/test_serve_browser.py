@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
-from tests.serve_support import LONG_VIDEO, QUERIES, REPO, Server
+from tests.serve_support import API_KEY, LONG_VIDEO, QUERIES, REPO, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -168,6 +168,24 @@ def test_play_on_a_video_hit_starts_at_start_s(browser: Any, server: Server) -> 
     wait_for(lambda: browser.execute_script("return arguments[0].paused", video), 30, "the stop at end_s")
     stopped = browser.execute_script("return arguments[0].currentTime", video)
     assert 11.0 <= stopped <= 12.3, stopped  # end_s is 12.0: stopped there, not run on
+
+
+def test_page_asks_for_the_key_once(browser: Any, keyed_server: Server) -> None:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{keyed_server.url}/?q=volcano&k=4&streams=audio,video")
+    prompt = WebDriverWait(browser, 60).until(expected_conditions.alert_is_present())
+    assert "API key" in prompt.text
+    prompt.send_keys(API_KEY)
+    prompt.accept()
+    wait_for(lambda: len(card_ids(browser)) == 4, what="results after the key")
+    video = browser.find_element("css selector", "article.card.video video")
+    browser.execute_script("arguments[0].muted = true; arguments[0].play()", video)  # cookie carries the key
+    wait_for(lambda: browser.execute_script("return arguments[0].readyState >= 2", video), 60, "media data")
+    browser.get(f"{keyed_server.url}/?q=bread&k=2")  # same tab: not asked again
+    wait_for(lambda: len(card_ids(browser)) == 2, what="results without asking")
+    assert not expected_conditions.alert_is_present()(browser)
 
 
 def test_grouped_view_puts_each_file_on_one_row(browser: Any, server: Server) -> None:
