@@ -12,6 +12,7 @@ import concurrent.futures
 import http.client
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,35 @@ def test_health_names_collection_points_and_model(server: Server, native_checkpo
     assert body["collection"] == COLLECTION
     assert body["points"] == 14  # 8 example files, the two videos cut in 2; 3 segments; swap_me.wav
     assert Path(body["model"]).name == native_checkpoint.name
+
+
+def test_openapi_documents_both_request_bodies(server: Server) -> None:
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    body = httpx.get(f"{server.url}/openapi.json").json()["paths"]["/api/search"]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json", "multipart/form-data"}
+
+
+def test_port_in_use_is_refused_before_the_model_loads(serve_corpus: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                str(OMNI_RAG),
+                "serve",
+                "-c",
+                COLLECTION,
+                "--store",
+                str(serve_corpus / "store"),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
 
 
 def test_text_hits_equal_cli_json(server: Server, serve_corpus: Path, native_checkpoint: Path) -> None:

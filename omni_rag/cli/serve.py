@@ -68,6 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CliError(problem, ExitCode.USAGE)
     if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
         raise CliError("--port must be 1-65535, --max-upload-mb > 0, --batch-wait-ms >= 0", ExitCode.USAGE)
+    _check_port(args.host, args.port)
     missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
     if missing:
         raise CliError(
@@ -86,6 +87,19 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail in a second, before the model loads, when the address cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as error:
+        raise CliError(f"cannot listen on {host}:{port}: {error}", ExitCode.USAGE) from error
 
 
 def _serve(retriever: OmniRetriever, args: argparse.Namespace, api_key: str | None) -> None:
