@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
-from tests.serve_support import API_KEY, LONG_VIDEO, QUERIES, REPO, Server
+from tests.serve_support import API_KEY, COLLECTION, LONG_VIDEO, QUERIES, REPO, Server, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -220,3 +220,33 @@ def test_results_page_screenshot(browser: Any, server: Server, tmp_path: Path) -
     target = os.environ.get(SCREENSHOT_DIR_ENV)
     if target:
         shutil.copy(shot, REPO / target / shot.name)
+
+
+@pytest.fixture
+def empty_server(embedder: Any, native_checkpoint: Path, tmp_path: Path) -> Iterator[Server]:
+    """A server on a collection whose only point was deleted: it exists, and holds nothing."""
+    from omni_rag.cli import open_store
+    from omni_rag.retriever import OmniRetriever
+
+    store = open_store(COLLECTION, path=tmp_path / "store")
+    try:
+        retriever = OmniRetriever(embedder, store)
+        store.delete(retriever.add(["a note that will be deleted"]).added)
+        assert store.count() == 0
+    finally:
+        store.close()
+    running = start_server(tmp_path / "store", native_checkpoint)
+    yield running
+    running.stop()
+
+
+def test_empty_collection_then_server_gone(browser: Any, empty_server: Server) -> None:
+    browser.get(f"{empty_server.url}/")
+    box = browser.find_element("id", "message")
+    wait_for(lambda: "is empty" in box.text, what="the empty-collection message")
+    assert "omni-rag index" in box.text
+    empty_server.stop()
+    browser.find_element("id", "q").send_keys("anything")
+    browser.find_element("id", "go").click()
+    wait_for(lambda: "unreachable" in box.text, what="the unreachable-server message")
+    assert "error" in box.get_attribute("class")
