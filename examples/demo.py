@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -143,7 +144,19 @@ def run(model: str | None, store_path: str, device: str | None) -> int:
     finally:
         store.close()
     print(f"\ndone in {time.perf_counter() - started:.1f} s")
+    print("\nlook at the results (see and play each hit) in your browser:")
+    print(f"  {serve_command(model, store_path, device)}")
     return 0
+
+
+def serve_command(model: str | None, store_path: str, device: str | None) -> str:
+    """The ``omni-rag serve`` command for the demo collection, with the model and store used here."""
+    parts = ["omni-rag", "serve", "-c", COLLECTION, "--store", shlex.quote(display_path(store_path))]
+    if model:
+        parts += ["--model", shlex.quote(model)]
+    if device:
+        parts += ["--device", shlex.quote(device)]
+    return " ".join(parts) + "   # then open http://127.0.0.1:8000/"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

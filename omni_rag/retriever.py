@@ -289,8 +289,24 @@ class OmniRetriever:
         """Best matches for ``query`` (a ``str`` or any :class:`Content`), fused across streams."""
         limit = _check_k(self.k if k is None else k)
         self.check_model()
+        return self.search_vector(
+            self.embed_query(query), k=limit, streams=streams, fusion=fusion, weights=weights, filter=filter
+        )
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int | None = None,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode | None = None,
+        weights: Mapping[str, float] | None = None,
+        filter: Any = None,
+    ) -> list[Hit]:
+        """:meth:`search` for a query already embedded (``omni-rag serve`` embeds queries in batches)."""
+        limit = _check_k(self.k if k is None else k)
         return self.store.search(
-            self.embed_query(query),
+            vector,
             streams=streams if streams is not None else self.streams,
             fusion=fusion or self.fusion,
             weights=weights if weights is not None else self.weights,

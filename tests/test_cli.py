@@ -329,6 +329,17 @@ def test_demo_runs_end_to_end(tmp_path: Path, native_checkpoint: Path) -> None:
         assert lines[1].split()[:2] == ["rank", "score"], section
         assert lines[2].split()[0] == "1", section
         assert "expected " in section
+    last = out.strip().splitlines()[-1].split("   # ")[0].split()
+    assert last == [
+        "omni-rag",
+        "serve",
+        "-c",
+        "demo",
+        "--store",
+        ".omni-rag",
+        "--model",
+        str(native_checkpoint),
+    ]
     print(f"demo with the tiny checkpoint: {elapsed:.1f} s")
 
 

@@ -73,6 +73,7 @@ _COMMANDS = {
     "eval": ("omni_rag.cli.eval", "run_eval"),
     "migrate": ("omni_rag.cli.migrate", "run_migrate"),
     "verify": ("omni_rag.cli.verify", "run_verify"),
+    "serve": ("omni_rag.cli.serve", "run_serve"),
 }
 
 
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     importlib.import_module("omni_rag.cli.eval").add_parser(commands)
     importlib.import_module("omni_rag.cli.verify").add_parser(commands)
     importlib.import_module("omni_rag.cli.migrate").add_parser(commands)
+    importlib.import_module("omni_rag.cli.serve").add_parser(commands)
     return parser
 
 

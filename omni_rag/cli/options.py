@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 
 
-def store_options(parser: argparse.ArgumentParser) -> None:
-    """``--collection``, and where the store is: ``--store`` folder or ``--url`` server."""
+def store_options(parser: argparse.ArgumentParser, *, key_flag: str = "--api-key") -> None:
+    """``--collection``, and where the store is: ``--store`` folder or ``--url`` server.
+
+    ``key_flag`` names the Qdrant server's key option; ``serve`` keeps ``--api-key`` for its own
+    key. Either way the value lands in ``args.api_key`` or ``args.qdrant_api_key``.
+    """
     parser.add_argument("--collection", "-c", required=True, help="Qdrant collection name")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--store", metavar="PATH", help="embedded Qdrant folder (default: ./.omni-rag)")
     where.add_argument("--url", help="Qdrant server URL instead of an embedded folder")
-    parser.add_argument("--api-key", help="Qdrant server API key")
+    parser.add_argument(key_flag, help="Qdrant server API key")
 
 
 def model_options(parser: argparse.ArgumentParser) -> None:

@@ -57,24 +57,35 @@ def build_query(
 
 
 def _check_query_file(flag: str, value: str) -> None:
+    if not Path(value).is_file():
+        raise CliError(f"{flag} {value}: no such file", ExitCode.USAGE)
+    problem = query_file_problem(flag[2:], value)
+    if problem is not None:
+        raise CliError(f"{flag} {value}: {problem}", ExitCode.USAGE)
+
+
+def query_file_problem(kind: str, path: str) -> str | None:
+    """Why the file at ``path`` cannot be the query's ``kind`` (image, audio, video); ``None`` if it can.
+
+    Shared with ``omni-rag serve``, so an upload is refused in the same words as a flag.
+    """
     from omni_rag.errors import MediaError
     from omni_rag.media import load_image, probe  # imports torch: seconds, far less than the model
 
-    if not Path(value).is_file():
-        raise CliError(f"{flag} {value}: no such file", ExitCode.USAGE)
     try:
-        info = probe(value)
+        info = probe(path)
     except (MediaError, OSError) as error:
-        raise CliError(f"{flag} {value}: cannot read it: {error}", ExitCode.USAGE) from error
-    if flag == "--image":  # FFmpeg "probes" random bytes named .png as an image: decode it
+        return f"cannot read it: {error}"
+    if kind == "image":  # FFmpeg "probes" random bytes named .png as an image: decode it
         try:
-            load_image(value)
+            load_image(path)
         except MediaError as error:
-            raise CliError(f"{flag} {value}: cannot read it: {error}", ExitCode.USAGE) from error
-    fits = {"--image": info.kind == "image", "--audio": info.has_audio, "--video": info.has_video}
-    if not fits[flag]:
+            return f"cannot read it: {error}"
+    fits = {"image": info.kind == "image", "audio": info.has_audio, "video": info.has_video}
+    if not fits[kind]:
         found = "nothing decodable" if info.kind == "unknown" else f"a {info.kind} file"
-        raise CliError(f"{flag} {value}: holds {found}, no {flag[2:]} to embed", ExitCode.USAGE)
+        return f"holds {found}, no {kind} to embed"
+    return None
 
 
 def search(
@@ -95,7 +106,12 @@ def search(
     except ModelMismatchError as error:
         raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
     except OmniInputError as error:
-        raise CliError(f"cannot use the query: {error.field}: {error.reason}", ExitCode.USAGE) from error
+        raise CliError(query_error_message(error), ExitCode.USAGE) from error
+
+
+def query_error_message(error: OmniInputError) -> str:
+    """How a query the model could not embed is reported (by the CLI and by ``omni-rag serve``)."""
+    return f"cannot use the query: {error.field}: {error.reason}"
 
 
 def run_search(args: argparse.Namespace) -> int:

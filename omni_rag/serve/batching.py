@@ -1,0 +1,178 @@
+"""Micro-batching of query embeddings: concurrent requests share one forward pass of one model.
+
+An idle server embeds a query at once. Queries that arrive while a forward pass runs queue up
+and all go into the next pass; from then on (the last pass had company) a batch stays open while
+queries keep arriving at most ``max_wait_ms`` apart, for up to ``busy_wait_ms``: answers leave
+one by one, so the clients' next queries trickle in a millisecond or two apart, and without the
+wait they would be cut into many small passes. At 64 clients one pass embeds dozens of queries,
+far cheaper than dozens of passes.
+
+Each query's follow-up (the store search and its JSON) runs on the same thread right after the
+pass, and a batch's answers are released together, so clients answered together ask again
+together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import numpy as np
+
+from omni_rag.content import Content
+from omni_rag.errors import OmniInputError
+
+if TYPE_CHECKING:
+    from omni_rag.embedder import OmniEmbedder
+
+
+@dataclass
+class BatchStats:
+    """What the batcher has done: forward passes and queries embedded (for tests and /api/health)."""
+
+    passes: int = 0
+    queries: int = 0
+    largest: int = 0
+
+    def record(self, size: int) -> None:
+        self.passes += 1
+        self.queries += size
+        self.largest = max(self.largest, size)
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Pending(Generic[T]):
+    query: Content
+    then: Callable[[np.ndarray], T]
+    future: asyncio.Future[T] = field(repr=False)
+
+
+class QueryBatcher:
+    """Embeds queries in micro-batches on one dedicated thread (the model is used by it alone).
+
+    Args:
+        embedder: The one model.
+        max_batch: Most queries per forward pass.
+        max_wait_ms: Under load, the longest gap between two queries of one batch.
+        busy_wait_ms: Under load, the longest a batch stays open. An idle server never waits.
+    """
+
+    def __init__(
+        self,
+        embedder: OmniEmbedder,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 2.0,
+        busy_wait_ms: float = 25.0,
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0 or busy_wait_ms < 0:
+            raise ValueError("max_batch must be >= 1, max_wait_ms and busy_wait_ms >= 0")
+        self.embedder = embedder
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.busy_wait_s = busy_wait_ms / 1000.0
+        self._last_size = 0
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[_Pending[Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-embed")
+
+    async def embed(self, query: Content) -> np.ndarray:
+        """The query's vector, embedded together with whatever other queries arrive meanwhile.
+
+        Raises:
+            OmniInputError: the query could not be embedded (unreadable media), naming why.
+        """
+        return await self.run(query, lambda vector: vector)
+
+    async def run(self, query: Content, then: Callable[[np.ndarray], T]) -> T:
+        """``then(vector)`` for the query, called on the model's thread right after its batch's pass.
+
+        Raises:
+            OmniInputError: the query could not be embedded; or whatever ``then`` raised.
+        """
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+        assert self._queue is not None
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(query, then, future))
+        return await future
+
+    async def close(self) -> None:
+        """Stop the batching task and the model thread."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._model_thread.shutdown(wait=True)
+
+    async def _serve(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect(self._queue)
+            try:
+                outcomes = await loop.run_in_executor(self._model_thread, self._process, batch)
+            except Exception as error:  # the model failed as a whole: every waiting request hears why
+                outcomes = [error] * len(batch)
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.future.done():  # the client went away
+                    continue
+                if isinstance(outcome, BaseException):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+
+    async def _collect(self, queue: asyncio.Queue[_Pending[Any]]) -> list[_Pending[Any]]:
+        """The next batch: every query waiting, and under load those that keep arriving."""
+        batch = [await queue.get()]
+        cap = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else 0.0)
+        while len(batch) < self.max_batch:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            left = min(cap, time.perf_counter() + self.max_wait_s) - time.perf_counter()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), left))
+            except asyncio.TimeoutError:
+                break
+        self._last_size = len(batch)
+        return batch
+
+    def _process(self, batch: list[_Pending[Any]]) -> list[Any]:
+        """Embed the batch, then run each query's follow-up; a failure fails only its own query."""
+        outcomes: list[Any] = []
+        for pending, vector in zip(batch, self._embed([p.query for p in batch]), strict=True):
+            if isinstance(vector, OmniInputError):
+                outcomes.append(vector)
+                continue
+            try:
+                outcomes.append(pending.then(vector))
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _embed(self, queries: list[Content]) -> list[np.ndarray | OmniInputError]:
+        """One forward pass (or as few as the token budget allows); a bad query fails only itself."""
+        self.stats.record(len(queries))
+        result = self.embedder.embed_queries(queries, errors="skip", batch_size=self.max_batch)
+        reasons = {f.index: f for f in result.failures}
+        out: list[np.ndarray | OmniInputError] = []
+        for index, vector in enumerate(result.embeddings):
+            if vector is not None:
+                out.append(vector)
+            else:
+                failure = reasons.get(index)
+                field_name = failure.field if failure is not None and failure.field else "query"
+                reason = failure.reason if failure is not None else "could not be embedded"
+                out.append(OmniInputError(reason, field=field_name))
+        return out
