@@ -143,7 +143,7 @@ class QueryBatcher:
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         self._last_size = len(batch)
         return batch
