@@ -14,6 +14,10 @@ class OmniError(Exception):
     """Base class of every error omni-rag raises on purpose."""
 
 
+class ModelMismatchError(OmniError):
+    """The collection was indexed with another model; its vectors are not comparable."""
+
+
 class MediaError(OmniError):
     """A media source could not be read; raised by :mod:`omni_rag.media`.
 

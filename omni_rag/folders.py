@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from omni_rag.content import Content
-from omni_rag.errors import MediaError
+from omni_rag.errors import MediaError, ModelMismatchError
 from omni_rag.indexing import crash_reason
 from omni_rag.scan import FileItem, FileProblem, FileScan, ScanRoot, shown
 from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy
@@ -30,7 +30,20 @@ from omni_rag.store import OmniStore, StoreError
 
 if TYPE_CHECKING:
     from omni_rag.indexing import AddResult
-    from omni_rag.retriever import OmniRetriever
+
+
+class FolderIndexer(Protocol):
+    """What a folder sync needs of :class:`~omni_rag.retriever.OmniRetriever` (kept apart to
+    avoid an import cycle: the retriever's ``add_folder`` calls this module)."""
+
+    store: OmniStore
+
+    def check_model(self) -> None: ...
+
+    def add(
+        self, items: Sequence[Content], *, errors: str = ..., segment: SegmentPolicy | bool | None = ...
+    ) -> AddResult: ...
+
 
 #: Points whose payload is rewritten per store round trip.
 _REWRITE_BATCH = 64
@@ -129,7 +142,7 @@ def read_batch(
 
 
 def add_files(
-    retriever: OmniRetriever,
+    retriever: FolderIndexer,
     scan: FileScan,
     report: FolderReport,
     *,
@@ -143,8 +156,6 @@ def add_files(
         ModelMismatchError: The collection holds another model's vectors.
         StoreError: A write failed (the caller stops: embedding on would be lost work).
     """
-    from omni_rag.retriever import ModelMismatchError
-
     for offset in range(0, len(scan.items), chunk):
         batch, contents = read_batch(scan.items[offset : offset + chunk], report, scan.max_text_bytes)
         if batch:
@@ -321,7 +332,7 @@ def _with_paths(payload: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]
 
 
 def index_folder(
-    retriever: OmniRetriever,
+    retriever: FolderIndexer,
     scan: FileScan,
     *,
     chunk: int = 8,

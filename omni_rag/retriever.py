@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omni_rag.content import ItemLike, require_list
-from omni_rag.errors import OmniError, OmniInputError
+from omni_rag.errors import ModelMismatchError, OmniInputError
 from omni_rag.indexing import (
     ADD_CHUNK,
     AddResult,
@@ -45,10 +45,6 @@ __all__ = [
     "content_id",
     "source_of",
 ]
-
-
-class ModelMismatchError(OmniError):
-    """The collection was indexed with another model; its vectors are not comparable."""
 
 
 #: Fingerprint cosine from which two models are the same weights: one model in bf16 and in fp32

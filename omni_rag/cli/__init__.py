@@ -86,7 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_index_parser(commands)
+    _add_search_parser(commands)
+    info = commands.add_parser(
+        "info",
+        help="points, streams, dimension and model of a collection",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_options(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    importlib.import_module("omni_rag.cli.eval").add_parser(commands)
+    importlib.import_module("omni_rag.cli.verify").add_parser(commands)
+    importlib.import_module("omni_rag.cli.migrate").add_parser(commands)
+    importlib.import_module("omni_rag.cli.serve").add_parser(commands)
+    return parser
 
+
+def _add_index_parser(commands: Any) -> None:
     index = commands.add_parser(
         "index",
         help="embed files and folders (modality detected from content)",
@@ -126,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ray_options(index)
 
+
+def _add_search_parser(commands: Any) -> None:
     search = commands.add_parser(
         "search",
         help="search with text, an image, audio, a video, or a mix",
@@ -148,20 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fusion", choices=FUSION_MODES, default="mean", help="how stream scores combine")
     search.add_argument("-k", type=int, default=10, help="number of results")
     search.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-
-    info = commands.add_parser(
-        "info",
-        help="points, streams, dimension and model of a collection",
-        epilog=EXIT_CODE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    store_options(info)
-    info.add_argument("--json", action="store_true", help="print JSON")
-    importlib.import_module("omni_rag.cli.eval").add_parser(commands)
-    importlib.import_module("omni_rag.cli.verify").add_parser(commands)
-    importlib.import_module("omni_rag.cli.migrate").add_parser(commands)
-    importlib.import_module("omni_rag.cli.serve").add_parser(commands)
-    return parser
 
 
 def quiet_libraries() -> None:
