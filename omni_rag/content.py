@@ -8,11 +8,11 @@ cheap and a bad file fails with its item's index instead of at construction.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from omni_rag.errors import OmniInputError
+from omni_rag.errors import NotAListError, OmniInputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,3 +132,18 @@ def as_content(item: ItemLike, index: int | None = None) -> Content:
         f"unsupported type {type(item).__name__}; pass a str (text), a Content or a dict of its fields",
         index=index,
     )
+
+
+def require_list(value: object, what: str = "items", of: str = "items") -> None:
+    """Refuse one item where a list is expected: a string would be split into one item per character.
+
+    Raises:
+        NotAListError: ``value`` is a string, bytes, a path, a dict, a :class:`Content`, or not iterable.
+    """
+    single = isinstance(value, (str, bytes, os.PathLike, Mapping, Content))
+    if single or not isinstance(value, Iterable):
+        raise NotAListError(
+            f"{what} must be a list of {of}, got one {type(value).__name__}: "
+            f"pass a list, e.g. [{value!r:.60}]",
+            field=what,
+        )

@@ -39,6 +39,15 @@ class OmniInputError(OmniError, ValueError):
         super().__init__(f"{where}, field '{field}': {reason}")
 
 
+class NotAListError(OmniInputError, TypeError):
+    """One item (a string, a path, a dict) passed where a list of items is expected.
+
+    A ``TypeError`` (the argument has the wrong type) and an :class:`OmniInputError`, so callers
+    catching either see it; raised before anything is embedded, never after a string was split
+    into one item per character.
+    """
+
+
 @dataclass(frozen=True)
 class ItemFailure:
     """An item skipped under ``errors="skip"``, reported instead of silently dropped."""

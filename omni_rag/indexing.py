@@ -12,8 +12,10 @@ everything but the embedding, so ``OmniRetriever.add`` (embeds in-process) and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -74,6 +76,7 @@ class Plan:
     planned_items: set[int] = field(default_factory=set)
     failures: list[ItemFailure] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)
+    item_ids: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ def plan_items(
             item_id = ids[index] if ids is not None else content_id(content)
             if item_id in first_of:
                 plan.duplicates[index] = first_of[item_id]
+                plan.item_ids[index] = item_id
                 continue
             source = source_of(content)
             local = copies.localize(content, index) if copies is not None else content
@@ -253,6 +257,7 @@ def plan_items(
             plan.failures.append(ItemFailure.from_error(error))
             continue
         first_of[item_id] = index
+        plan.item_ids[index] = item_id
         plan.planned_items.add(index)
         if not item_plan.segmented:
             plan.points.append(PlannedPoint(index, local, item_id, item_plan.duration_s, source))
@@ -384,6 +389,8 @@ class AddResult:
             unexpected error where it was embedded (a decoder or model crash on a worker) or was
             never embedded (a worker lost for good). Only remote embedding fills it; in-process,
             such an error propagates to the caller.
+        item_ids: Input index -> the item's id (its content hash unless ``ids`` were given), for
+            every planned item and duplicate: what a folder sync matches paths to points with.
     """
 
     added: list[str] = field(default_factory=list)
@@ -393,11 +400,45 @@ class AddResult:
     unchanged_items: list[int] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)
     crashed: dict[int, str] = field(default_factory=dict)
+    item_ids: dict[int, str] = field(default_factory=dict)
+
+
+#: The fixed document whose embedding identifies a model by its weights, wherever it is loaded from.
+FINGERPRINT_PROBE = "omni-rag model fingerprint probe: the quick brown fox jumps over the lazy dog."
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(embedder: OmniEmbedder) -> str:
+    """The embedding of :data:`FINGERPRINT_PROBE` as base64 float16: the same weights give the same
+    vector from any path, copy or dtype (up to rounding), other weights another one.
+
+    Computed once per embedder (one short forward pass).
+    """
+    cached = _fingerprints.get(embedder)
+    if cached is None:
+        vector = np.asarray(embedder.embed_documents([FINGERPRINT_PROBE], show_progress_bar=False)[0])
+        cached = base64.b64encode(vector.astype("<f2").tobytes()).decode("ascii")
+        _fingerprints[embedder] = cached
+    return cached
+
+
+def fingerprint_cosine(a: str, b: str) -> float:
+    """Cosine between two fingerprints (``-1`` when their sizes differ)."""
+    x, y = (np.frombuffer(base64.b64decode(f), dtype="<f2").astype(np.float64) for f in (a, b))
+    if x.shape != y.shape or not x.any() or not y.any():
+        return -1.0
+    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
 
 
 def model_info(embedder: OmniEmbedder) -> dict[str, Any]:
-    """What a collection records about the model that filled it (checked before mixing models)."""
-    return {"model_id": embedder.model_id, "revision": embedder.revision, "dim": embedder.dim}
+    """What a collection records about the model that filled it (checked before mixing models):
+    its name and revision for people, its dimension and fingerprint for the check."""
+    return {
+        "model_id": embedder.model_id,
+        "revision": embedder.revision,
+        "dim": embedder.dim,
+        "fingerprint": model_fingerprint(embedder),
+    }
 
 
 def crash_reason(error: BaseException) -> str:
@@ -487,5 +528,7 @@ def begin_add(
     pending, unchanged = (list(plan.points), []) if overwrite else drop_unchanged(store, plan.points)
     if pending and model_info is not None:
         claim_collection(store, model_info)
-    result = AddResult(unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates)
+    result = AddResult(
+        unchanged=unchanged, failures=list(plan.failures), duplicates=plan.duplicates, item_ids=plan.item_ids
+    )
     return AddRun(store, plan, pending, policy, metadata, result)

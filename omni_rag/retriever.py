@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from omni_rag.content import Content, ItemLike
+from omni_rag.content import ItemLike, require_list
 from omni_rag.errors import OmniError, OmniInputError
 from omni_rag.indexing import (
     ADD_CHUNK,
@@ -24,6 +24,7 @@ from omni_rag.indexing import (
     content_id,
     embed_chunk,
     media_items,
+    fingerprint_cosine,
     model_info,
     resolve_policy,
     source_of,
@@ -33,6 +34,7 @@ from omni_rag.store import FusionMode, Hit, HitGroup, OmniStore
 
 if TYPE_CHECKING:
     from omni_rag.embedder import OmniEmbedder
+    from omni_rag.folders import FolderReport
 
 __all__ = [
     "ADD_CHUNK",
@@ -49,8 +51,18 @@ class ModelMismatchError(OmniError):
     """The collection was indexed with another model; its vectors are not comparable."""
 
 
+#: Fingerprint cosine from which two models are the same weights: one model in bf16 and in fp32
+#: stays above 0.999, other weights (even a fine-tune of the same base) fall well below.
+FINGERPRINT_MIN_COSINE = 0.995
+
+
 def check_model_info(store: OmniStore, mine: Mapping[str, Any]) -> None:
     """Refuse to mix vectors of different models in one collection.
+
+    A model is identified by what it is: the embedding of a fixed probe (its fingerprint, recorded
+    at the first write) must match, so a copy or a link to the same weights is accepted from any
+    path, and other weights under the same path are refused. Collections recorded before
+    fingerprints fall back to the checkpoint's name, revision and dimension.
 
     Raises:
         ModelMismatchError: naming both models.
@@ -59,12 +71,24 @@ def check_model_info(store: OmniStore, mine: Mapping[str, Any]) -> None:
     recorded = info.get("model_id")
     if recorded is None:
         return
-    same_name = Path(str(recorded)).name == Path(str(mine["model_id"])).name
-    if not same_name or info.get("dim") != mine["dim"] or info.get("revision") != mine["revision"]:
+    theirs, ours = info.get("fingerprint"), mine.get("fingerprint")
+    why = ""
+    if info.get("dim") != mine["dim"]:
+        why = "other vector size"
+    elif isinstance(theirs, str) and isinstance(ours, str):
+        cosine = fingerprint_cosine(theirs, ours)
+        if cosine < FINGERPRINT_MIN_COSINE:
+            why = f"other weights: the fingerprint probe embeds to cosine {cosine:.3f} of the recorded one"
+    elif (
+        Path(str(recorded)).name != Path(str(mine["model_id"])).name
+        or info.get("revision") != mine["revision"]
+    ):
+        why = "other checkpoint name or revision"
+    if why:
         raise ModelMismatchError(
             f"collection {store.collection!r} was indexed with {recorded} "
             f"(revision {info.get('revision')}, dim {info.get('dim')}); this embedder is "
-            f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}). "
+            f"{mine['model_id']} (revision {mine['revision']}, dim {mine['dim']}): {why}. "
             "Use the same model, or index into another collection."
         )
 
@@ -91,6 +115,7 @@ class OmniRetriever:
         streams: Sequence[str] | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> None:
+        _check_parts(embedder, store)
         self.embedder = embedder
         self.store = store
         self.k = _check_k(k)
@@ -199,6 +224,52 @@ class OmniRetriever:
         )
         return found.restore(result)
 
+    def add_folder(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        exclude: Sequence[str] = (),
+        follow_external_links: bool = False,
+        max_text_mb: float = 4.0,
+        keep_missing: bool = False,
+        batch_size: int = 8,
+        segment: SegmentPolicy | bool | None = True,
+    ) -> FolderReport:
+        """Index folders (and files) and make the collection follow them, as ``omni-rag index`` does.
+
+        Each file is probed for what it holds and embedded once per content; a file that moved or
+        was copied is not embedded again (its points record every path, ``metadata.paths``), an
+        edited file is re-embedded, and the points of files gone from these folders are removed
+        (``keep_missing=True`` keeps them). A folder that is missing or empty removes nothing.
+
+        Args:
+            paths: A folder or file, or a list of them.
+            exclude: Gitignore-like patterns (see :class:`omni_rag.scan.ScanOptions`).
+            follow_external_links: Index files whose real path lies outside ``paths``.
+            max_text_mb: Text files larger than this are skipped (reported).
+            keep_missing: Keep the points of files that vanished.
+            batch_size: Files per add.
+            segment: As in :meth:`add`.
+
+        Returns:
+            File by file: added, unchanged, moved, updated, removed, duplicates, skipped, failed.
+        """
+        from omni_rag.folders import index_folder
+        from omni_rag.scan import ScanOptions, scan_paths
+
+        roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not 0 < max_text_mb < 2**20:
+            raise ValueError(f"max_text_mb must be > 0, got {max_text_mb!r}")
+        options = ScanOptions(
+            exclude=list(exclude),
+            follow_external_links=follow_external_links,
+            max_text_bytes=int(max_text_mb * 2**20),
+        )
+        scan = scan_paths(roots, options=options)
+        return index_folder(
+            self, scan, chunk=max(1, batch_size), policy=resolve_policy(segment), keep_missing=keep_missing
+        )
+
     # -- searching --------------------------------------------------------------------------------
 
     def embed_query(self, query: ItemLike) -> np.ndarray:
@@ -253,6 +324,25 @@ class OmniRetriever:
         )
 
 
+#: What an embedder must offer to index and search (an :class:`OmniEmbedder` or a compatible object).
+_EMBEDDER_API = ("embed_queries", "embed_document_streams", "model_id", "revision", "dim")
+
+
+def _check_parts(embedder: object, store: object) -> None:
+    """Refuse a wrong object now, not with an ``AttributeError`` at the first add or search."""
+    missing = [name for name in _EMBEDDER_API if not hasattr(embedder, name)]
+    if missing:
+        raise OmniInputError(
+            f"expected an OmniEmbedder, got {type(embedder).__name__} {embedder!r:.60} "
+            f"(lacks {', '.join(missing)})",
+            field="embedder",
+        )
+    if not isinstance(store, OmniStore):
+        raise OmniInputError(
+            f"expected an OmniStore, got {type(store).__name__} {store!r:.60}", field="store"
+        )
+
+
 def _check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
@@ -261,11 +351,7 @@ def _check_k(k: object) -> int:
 
 def _check_items(items: object) -> None:
     """Refuse one item passed where a list is expected (a string would index each character)."""
-    if isinstance(items, (str, bytes, Content, Mapping)) or not isinstance(items, Sequence):
-        raise OmniInputError(
-            f"items must be a list of items, got one {type(items).__name__}: wrap it, e.g. add([item])",
-            field="items",
-        )
+    require_list(items)
 
 
 def _check_ids(ids: Sequence[str], n: int) -> None:

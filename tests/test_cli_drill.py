@@ -61,3 +61,64 @@ def test_kill_9_mid_index_then_rerun_has_every_file_once(tmp_path: Path, native_
     assert len(final) == FILES, "a file was skipped"
     assert set(kept) <= set(final)
     assert f"{FILES - len(kept)} added" in rerun.stdout and f"{len(kept)} unchanged" in rerun.stdout
+
+
+SYNC_FILES = 1500
+
+
+def _wal_state(store: Path, collection: str) -> dict[str, int]:
+    wal = store / "edge" / collection / "shard" / "wal"
+    return {p.name: p.stat().st_mtime_ns for p in wal.iterdir()} if wal.is_dir() else {}
+
+
+def _recorded(store: Path, collection: str) -> tuple[list[str], list[str]]:
+    """Point ids and every recorded path (one entry per point and path)."""
+    with OmniStore(collection, path=str(store)) as s:
+        points = list(s.scroll(with_vectors=False))
+    paths = [
+        p
+        for point in points
+        for p in point.payload["metadata"].get("paths", [point.payload["metadata"]["path"]])
+    ]
+    return [p.id for p in points], paths
+
+
+def test_kill_9_mid_sync_then_rerun_matches_the_folder(tmp_path: Path, native_checkpoint: Path) -> None:
+    """Moves and removals only (nothing to embed): the first write-ahead-log write of the re-index is
+    the sync's, and the kill lands right after it."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(SYNC_FILES):
+        (docs / f"note{i:04d}.txt").write_text(f"Note {i}: bees, flowers and item {i * 7919 % 1000}.\n")
+    store = tmp_path / "store"
+    args = ("index", docs, "-c", "sync", "--store", store, "--model", native_checkpoint, "-q")
+    first = run(*args)
+    assert first.returncode == 0, explain(first)
+    third = SYNC_FILES // 3
+    for i in range(third):
+        (docs / f"note{i:04d}.txt").rename(docs / f"moved{i:04d}.txt")
+        (docs / f"note{third + i:04d}.txt").unlink()
+    wanted = sorted(str(p.resolve()) for p in docs.iterdir())
+
+    before = _wal_state(store, "sync")
+    process = start(*args)
+    deadline = time.monotonic() + 300
+    while _wal_state(store, "sync") == before and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert process.poll() is None, "the sync finished before the kill: raise SYNC_FILES"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    ids, paths = _recorded(store, "sync")  # reopens after the kill
+    assert len(set(ids)) == len(ids) and len(ids) <= SYNC_FILES
+    done_moves = sum(p.startswith(str(docs.resolve() / "moved")) for p in paths)
+    assert 0 < done_moves + (SYNC_FILES - len(ids)) < 2 * third, "the kill did not land mid-sync"
+
+    rerun = run(*args)
+    assert rerun.returncode == 0, explain(rerun)
+    assert "0 added" in rerun.stdout and "0 updated" in rerun.stdout
+    ids, paths = _recorded(store, "sync")
+    assert len(ids) == len(set(ids)) == SYNC_FILES - third, "a point was lost or duplicated"
+    assert sorted(paths) == wanted
+    again = run(*args)
+    assert f"0 added, {SYNC_FILES - third} unchanged" in again.stdout and "0 moved, 0 removed" in again.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_rag.cli.files import scan_paths, walk
+from omni_rag.cli.files import ScanOptions, scan_paths, walk
 from omni_rag.errors import MediaError
 from omni_rag.media.text import decode_text
 
@@ -21,9 +21,13 @@ def test_symlinked_folders_are_followed_once_and_loops_end(tmp_path: Path) -> No
     (outside / "b.txt").write_text("beta")
     (real / "linked").symlink_to(outside, target_is_directory=True)
     (real / "sub" / "loop").symlink_to(real, target_is_directory=True)  # a cycle back to the root
-    files, problems = walk([real])
+    files, problems = walk([real], options=ScanOptions(follow_external_links=True))
     assert sorted(p.name for p in files) == ["a.txt", "b.txt"]
     assert problems == []
+    files, problems = walk([real])  # by default a link out of the folder is listed, not followed
+    assert [p.name for p in files] == ["a.txt"]
+    assert [(Path(p.path).name, p.skipped) for p in problems] == [("linked", True)]
+    assert "link leaves the indexed folder" in problems[0].reason
 
 
 def test_unreadable_folder_is_reported_not_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

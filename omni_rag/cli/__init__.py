@@ -102,7 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="GLOB",
-        help="skip files whose name matches (repeatable)",
+        help="skip files and folders: a name glob (node_modules, *.tmp) matched at any depth, or a "
+        "path glob with / (sub/a.txt, docs/drafts) relative to the folder or as given; repeatable",
+    )
+    index.add_argument(
+        "--follow-external-links",
+        action="store_true",
+        help="also index files reached through links whose target lies outside the given paths",
+    )
+    index.add_argument(
+        "--max-text-mb",
+        type=float,
+        default=4.0,
+        metavar="MB",
+        help="text files larger than this are skipped and listed (default: 4)",
+    )
+    index.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="keep the points of files that vanished from the given folders (default: remove them)",
     )
     index.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ray_options(index)
@@ -160,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "k", 1) < 1 or getattr(args, "batch_size", 1) < 1:
         print("omni-rag: error: -k and --batch-size must be >= 1", file=sys.stderr)
+        return ExitCode.USAGE
+    if not 0 < getattr(args, "max_text_mb", 1.0) < 2**20:
+        print("omni-rag: error: --max-text-mb must be > 0 (and under a terabyte)", file=sys.stderr)
         return ExitCode.USAGE
     quiet_libraries()
     module, function = _COMMANDS[args.command]

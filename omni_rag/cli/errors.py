@@ -27,7 +27,8 @@ class ExitCode(IntEnum):
 
 _MEANINGS = {
     ExitCode.OK: "success",
-    ExitCode.PARTIAL: "index: some files failed (listed at the end); the rest were indexed",
+    ExitCode.PARTIAL: "index: some files failed, or a given folder is missing or empty (listed at the end; "
+    "nothing under it removed); the rest were indexed",
     ExitCode.USAGE: "bad arguments, or a query file that is missing or unreadable",
     ExitCode.NO_COLLECTION: "unknown collection, or no store at that path",
     ExitCode.MODEL_MISMATCH: "the collection was indexed with another model (or vector size)",

@@ -10,18 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from omni_rag.cli.connect import open_store
 from omni_rag.cli.errors import CliError, ExitCode
-from omni_rag.cli.files import FileItem, FileScan, scan_paths
+from omni_rag.cli.files import FileScan, ScanOptions, scan_paths
 from omni_rag.cli.model import embedder_from_args
 from omni_rag.cli.render import render_index_report
 from omni_rag.cli.report import IndexReport
-from omni_rag.indexing import crash_reason
+from omni_rag.folders import index_folder
 from omni_rag.retriever import ModelMismatchError, OmniRetriever
 from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy
 from omni_rag.store import OmniStore, StoreError
@@ -37,17 +37,18 @@ def index_scan(
     chunk: int = 8,
     quiet: bool = False,
     policy: SegmentPolicy | None = DEFAULT_POLICY,
+    keep_missing: bool = False,
 ) -> IndexReport:
-    """Add the scanned files ``chunk`` at a time, with a progress bar on stderr.
+    """Add the scanned files ``chunk`` at a time, with a progress bar on stderr, then sync the
+    collection to the scanned folders (:func:`omni_rag.folders.sync_folder`).
 
     ``policy`` cuts long recordings into segments (``None``: never cut), as in ``OmniRetriever.add``.
 
     Raises:
         ModelMismatchError: The collection holds another model's vectors (checked before any work).
+        StoreError: A write failed.
     """
     report = IndexReport.from_scan(scan)
-    start = time.perf_counter()
-    retriever.check_model()
     bar = tqdm(
         total=len(scan.items),
         unit="file",
@@ -56,30 +57,22 @@ def index_scan(
         disable=quiet or None,
         leave=False,
     )
+
+    def progress(files: int) -> None:
+        bar.update(files)
+        bar.set_postfix(added=len(report.added), unchanged=len(report.unchanged), failed=len(report.failures))
+
     with bar:
-        for offset in range(0, len(scan.items), chunk):
-            batch: list[FileItem] = scan.items[offset : offset + chunk]
-            _add_batch(retriever, batch, report, policy)
-            bar.update(len(batch))
-            bar.set_postfix(
-                added=len(report.added), unchanged=len(report.unchanged), failed=len(report.failures)
-            )
-    report.seconds = time.perf_counter() - start
+        index_folder(
+            retriever,
+            scan,
+            chunk=chunk,
+            policy=policy,
+            keep_missing=keep_missing,
+            progress=progress,
+            report=report,
+        )
     return report
-
-
-def _add_batch(
-    retriever: OmniRetriever, batch: Sequence[FileItem], report: IndexReport, policy: SegmentPolicy | None
-) -> None:
-    """Add one chunk; an unexpected error fails that chunk's files, never the run."""
-    try:
-        result = retriever.add([item.content for item in batch], errors="skip", segment=policy)
-    except (ModelMismatchError, StoreError):
-        raise
-    except Exception as error:  # a decoder or model crash on one chunk must not lose the others
-        report.record_crash(batch, crash_reason(error))
-        return
-    report.record(batch, result)
 
 
 def build_index(store: OmniStore, *, quiet: bool) -> None:
@@ -122,17 +115,28 @@ def _indexer(
         # the model's own bar (items within a chunk of files) under the files bar; off with -q or no terminal
         embedder.show_progress_bar = not args.quiet and sys.stderr.isatty()
         retriever = OmniRetriever(embedder, store)
-        return lambda scan: index_scan(retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet)
+        return lambda scan: index_scan(
+            retriever, scan, chunk=max(args.batch_size, 1), quiet=args.quiet, keep_missing=args.keep_missing
+        )
     from omni_rag.cli.index_ray import index_scan_ray, model_spec_from_args
 
     spec = model_spec_from_args(args)
-    return lambda scan: index_scan_ray(store, scan, spec, ray_options, quiet=args.quiet)
+    return lambda scan: index_scan_ray(
+        store, scan, spec, ray_options, quiet=args.quiet, keep_missing=args.keep_missing
+    )
 
 
 def _index_into(store: OmniStore, args: argparse.Namespace, ray_options: RayOptions | None) -> IndexReport:
     """Scan and index, here or on Ray; a model mismatch or a failed write stops the run."""
     index = _indexer(store, args, ray_options)
-    scan = scan_paths(args.paths, exclude=args.exclude)
+    options = ScanOptions(
+        exclude=args.exclude,
+        follow_external_links=args.follow_external_links,
+        max_text_bytes=int(args.max_text_mb * 2**20),
+    )
+    scan = scan_paths(args.paths, options=options)
+    for warning in scan.warnings:
+        print(f"omni-rag: warning: {warning}", file=sys.stderr)
     try:
         return index(scan)
     except ModelMismatchError as error:

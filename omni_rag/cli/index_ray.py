@@ -15,6 +15,7 @@ from omni_rag.cli.files import FileScan
 from omni_rag.cli.model import locate_model
 from omni_rag.cli.report import IndexReport
 from omni_rag.distributed import ModelSpec, RayMissingError, RayOptions, require_ray
+from omni_rag.folders import read_batch, sync_folder
 from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy
 from omni_rag.store import OmniStore
 
@@ -58,8 +59,9 @@ def index_scan_ray(
     *,
     quiet: bool = False,
     policy: SegmentPolicy | None = DEFAULT_POLICY,
+    keep_missing: bool = False,
 ) -> IndexReport:
-    """What :func:`omni_rag.cli.index.index_scan` does, with the embedding on Ray.
+    """What :func:`omni_rag.cli.index.index_scan` does (add, then sync), with the embedding on Ray.
 
     Raises:
         ModelMismatchError: The collection holds another model's vectors (checked before the
@@ -70,9 +72,9 @@ def index_scan_ray(
 
     report = IndexReport.from_scan(scan)
     start = time.perf_counter()
-    result = index_items(
-        store, [item.content for item in scan.items], spec, options, policy=policy, quiet=quiet
-    )
-    report.record(scan.items, result)
+    items, contents = read_batch(scan.items, report, scan.max_text_bytes)
+    result = index_items(store, contents, spec, options, policy=policy, quiet=quiet)
+    report.record(items, result)
+    sync_folder(store, scan, report, keep_missing=keep_missing)
     report.seconds = time.perf_counter() - start
     return report

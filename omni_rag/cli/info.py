@@ -7,6 +7,7 @@ Torch-free on purpose: it answers in about a second, so checking a collection be
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from typing import Any
 
@@ -25,8 +26,15 @@ def collection_info(store: OmniStore, where: str) -> dict[str, Any]:
         "streams": streams,
         "dim": store.dim,
         "engine": store.engine,
-        "model": store.get_info(),
+        "model": _shown_model(store.get_info()),
     }
+
+
+def _shown_model(info: dict[str, Any]) -> dict[str, Any]:
+    """The recorded model, with its fingerprint (a probe embedding) shortened to a digest."""
+    if isinstance(info.get("fingerprint"), str):
+        info = {**info, "fingerprint": hashlib.sha256(info["fingerprint"].encode()).hexdigest()[:16]}
+    return info
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omni_rag.cli.report import IndexReport
+from omni_rag.folders import FolderReport
 from omni_rag.hits import STORE_FIELDS, hit_metadata, hit_origin
 from omni_rag.store import STREAMS, Hit
 
@@ -45,7 +45,7 @@ def display_path(path: str) -> str:
         return _printable(path)
     try:
         shown = os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
         shown = path
     return _printable(shown)
 
@@ -84,9 +84,15 @@ def render_hits(hits: Sequence[Hit]) -> str:
         cells += [f"{hit.stream_scores[s]:>6.3f}" if s in hit.stream_scores else f"{'-':>6}" for s in streams]
         if span_width:
             cells.append(f"{span:<{span_width}}")
-        cells.append(_shorten(hit_source(hit), MAX_SOURCE_CHARS))
+        cells.append(_shorten(hit_source(hit), MAX_SOURCE_CHARS) + _copies(hit))
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def _copies(hit: Hit) -> str:
+    """`` (+2 copies)`` when the same content lies at more paths than the one shown (all in ``--json``)."""
+    paths = (hit.payload.get("metadata") or {}).get("paths") or []
+    return f" (+{len(paths) - 1} {'copy' if len(paths) == 2 else 'copies'})" if len(paths) > 1 else ""
 
 
 def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
@@ -103,16 +109,26 @@ def hits_to_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     return out
 
 
-def render_index_report(report: IndexReport, *, collection: str, total: int) -> str:
+def render_index_report(report: FolderReport, *, collection: str, total: int) -> str:
     """The summary printed after ``index``: counts, then every skipped and failed file with its reason."""
     lines = [
         f"collection {collection!r}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
-        f"{len(report.duplicates)} duplicates, {len(report.skipped)} skipped, {len(report.failures)} failed "
+        f"{len(report.duplicates)} duplicates, {len(report.skipped)} skipped, {len(report.failures)} failed, "
+        f"{len(report.moved)} moved, {len(report.removed)} removed, {len(report.updated)} updated "
         f"({report.seconds:.1f} s; {total} points in the collection)"
     ]
     if report.duplicates:
-        lines.append("duplicates (same content as a file indexed before them; stored once, at that path):")
+        lines.append("duplicates (same content as a file indexed with them; one point records both paths):")
         lines += [f"  {display_path(copy)} = {display_path(first)}" for copy, first in report.duplicates]
+    if report.moved:
+        lines.append("moved (vectors kept, not embedded again):")
+        lines += [f"  {display_path(old)} -> {display_path(new)}" for old, new in report.moved]
+    if report.updated:
+        lines.append("updated (content changed: embedded again, the old vectors dropped this path):")
+        lines += [f"  {display_path(path)}" for path in report.updated]
+    if report.removed:
+        lines.append("removed (no longer in the folder, or excluded):")
+        lines += [f"  {display_path(path)}" for path in report.removed]
     if report.notes:
         lines.append("indexed, please check:")
         lines += [f"  {display_path(p.path)}: {_printable(p.reason)}" for p in report.notes]

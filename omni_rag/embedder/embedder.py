@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from omni_rag.content import Content, ItemLike, as_content
+from omni_rag.content import Content, ItemLike, as_content, require_list
 from omni_rag.deprecation import renamed
 from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, split_streams
 from omni_rag.embedder.budget import default_tokens_per_batch
@@ -310,8 +310,7 @@ class OmniEmbedder:
     ) -> tuple[list[Content | None], list[ItemFailure]]:
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-        if isinstance(items, (str, Content)):
-            raise TypeError("pass a list of items, not a single item")
+        require_list(items)
         contents: list[Content | None] = []
         failures: list[ItemFailure] = []
         for index, item in enumerate(items):

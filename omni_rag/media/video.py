@@ -21,7 +21,7 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -433,6 +433,19 @@ def _window(timeline: list[int], opts: Mapping[str, Any], time_base: Fraction) -
     return selected
 
 
+def _check_starts_inside(
+    pts: Sequence[int], opts: Mapping[str, Any], time_base: Fraction, video_fps: float, duration: float | None
+) -> None:
+    """A window that starts at or after the last frame has ended holds no frame of the video."""
+    start = float(opts.get("video_start") or 0.0)
+    if not pts or start <= 0:
+        return
+    ends = float(pts[-1] * time_base) + 1.0 / video_fps
+    length = min(ends, duration) if duration else ends
+    if start >= length - 1e-9:
+        raise MediaError(f"the window starts after the video ends ({length:.1f} s); video_start={start:g} s")
+
+
 def _decode_sampled(
     path: Path, wanted: list[int], timeline: _Timeline, *, seek: bool
 ) -> tuple[dict[int, np.ndarray] | None, int]:
@@ -477,6 +490,8 @@ def _decode_sampled(
 
 def _read_file(path: Path, opts: dict[str, Any]) -> tuple[ReaderResult, DecodedVideo]:
     with _open(path) as container:
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            raise MediaError(f"not a video: {path.name} is a still image (pass it as image=)")
         stream = _video_stream(container)
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
@@ -493,6 +508,7 @@ def _read_file(path: Path, opts: dict[str, Any]) -> tuple[ReaderResult, DecodedV
             raise MediaError(f"cannot read video packets: {e}") from e
     if timeline is None:
         timeline = _decode_timeline(path)
+    _check_starts_inside(timeline.pts, opts, time_base, video_fps, duration)
     window = _window(timeline.pts, opts, time_base)
     total = len(window)
     if total == 0:

@@ -124,7 +124,10 @@ class EdgeEngine:
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         state = _read_json(self.folder / _METADATA_FILE)
         state["metadata"] = dict(metadata)
-        _write_json(self.folder / _METADATA_FILE, state)
+        try:
+            _write_json(self.folder / _METADATA_FILE, state)
+        except OSError as error:
+            raise StoreWriteError(f"cannot record the collection's info in {self.folder}: {error}") from error
 
     # ------------------------------------------------------------------ points
 
@@ -226,6 +229,10 @@ class EdgeEngine:
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")
+        if not (self._shard_dir / "wal").is_dir():  # removed under us: a write would go to deleted files
+            raise StoreWriteError(
+                f"write to collection {self.collection!r} failed: its folder {self._shard_dir} was removed"
+            )
         try:
             shard.update(operation)
         except Exception as error:

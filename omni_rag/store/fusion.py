@@ -45,6 +45,11 @@ def resolve_weights(streams: Sequence[Stream], weights: Mapping[str, float] | No
     unknown = [s for s in weights if s not in STREAMS]
     if unknown:
         raise UnknownStreamError(f"weights for unknown stream(s) {unknown}; expected {list(STREAMS)}")
+    bad = {
+        s: w for s, w in weights.items() if isinstance(w, bool) or not isinstance(w, (int, float, np.number))
+    }
+    if bad:
+        raise StoreInputError(f"weights must be numbers, got {bad}")
     out = np.array([float(weights.get(s, 1.0)) for s in streams], dtype=np.float64)
     if not np.all(np.isfinite(out)) or np.any(out < 0):
         raise StoreInputError(f"weights must be finite and >= 0, got {dict(weights)}")

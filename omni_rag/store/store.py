@@ -76,6 +76,8 @@ from omni_rag.store.models import (
     Stream,
 )
 
+#: Limits above this are clamped to the point count (an engine request holds a 64-bit count at most).
+_LARGE_LIMIT = 100_000
 #: Rounds of re-querying past full groups in :meth:`OmniStore.search_groups`.
 _GROUP_ROUNDS = 8
 
@@ -175,9 +177,13 @@ class OmniStore:
             raise StoreInputError("pass either client= or location=/path=/url=/api_key=, not both")
         if len(targets) > 1:
             raise StoreInputError("pass only one of location=, path=, url=")
-        if dim is not None and dim < 1:
-            raise StoreInputError(f"dim must be >= 1, got {dim}")
-        if write_batch_size < 1:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise StoreInputError(f"dim must be an int >= 1, got {dim!r}")
+        if (
+            isinstance(write_batch_size, bool)
+            or not isinstance(write_batch_size, int)
+            or write_batch_size < 1
+        ):
             raise StoreInputError(f"write_batch_size must be >= 1, got {write_batch_size}")
         _check_oversampling(oversampling)
         _check_hnsw_ef(hnsw_ef)
@@ -457,6 +463,7 @@ class OmniStore:
         plan = self._plan(query_vector, streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
         if plan is None:
             return []
+        limit = self._clamped(limit)
         per_query = math.ceil(limit * plan.oversampling)
         if fusion in ("rrf", "dbsf"):
             return self._native_hits(plan, fusion, limit, per_query, weights is not None)
@@ -491,6 +498,8 @@ class OmniStore:
         plan = self._plan(query_vector, streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
         if plan is None:
             return []
+        limit = self._clamped(limit)
+        group_size = self._clamped(group_size)
         per_query = math.ceil(limit * group_size * plan.oversampling)
         groups: dict[_GroupKey, list[Hit]] = {}
         for _ in range(_GROUP_ROUNDS):
@@ -507,6 +516,10 @@ class OmniStore:
         return [HitGroup(key=key[1], hits=tuple(hits)) for key, hits in list(groups.items())[:limit]]
 
     # ------------------------------------------------------------------ search helpers
+
+    def _clamped(self, limit: int) -> int:
+        """A limit past what any engine request can hold is the point count: no search returns more."""
+        return limit if limit <= _LARGE_LIMIT else max(1, min(limit, self.count()))
 
     def _plan(
         self,
@@ -753,9 +766,23 @@ def _check_query(query_vector: np.ndarray) -> np.ndarray:
     query = np.asarray(query_vector, dtype=np.float64)
     if query.ndim != 1:
         raise DimensionMismatchError(f"query must be a 1-D vector, got shape {query.shape}")
-    if not np.all(np.isfinite(query)) or not np.any(query):
+    if not np.all(np.isfinite(query)) or not np.any(query.astype(np.float32)):
         raise StoreInputError("query vector is zero or has NaN/infinite values")
+    _check_norm(query.astype(np.float32))
     return query
+
+
+def _check_norm(arr: np.ndarray, *, index: int | None = None, stream: str | None = None) -> None:
+    """Refuse a vector whose float32 norm is not a normal float32 (denormal components): the
+    engine normalises in float32, where such a vector becomes zero and scores 0 against itself."""
+    norm = float(np.linalg.norm(arr.astype(np.float64)))
+    if not np.float32(norm) >= np.finfo(np.float32).tiny or not np.isfinite(np.float32(norm)):
+        raise StoreInputError(
+            f"vector norm {norm:.3g} is not a normal float32 (between {np.finfo(np.float32).tiny:.3g} "
+            f"and {np.finfo(np.float32).max:.3g}); cosine is undefined",
+            index=index,
+            stream=stream,
+        )
 
 
 def _check_id_list(ids: Sequence[str]) -> None:
@@ -784,7 +811,10 @@ def _check_vectors(
                 raise UnknownStreamError(f"unknown stream; expected one of {list(STREAMS)}", index=i)
             if np.iscomplexobj(vector):
                 raise StoreInputError("vector is complex; embeddings are real", index=i, stream=stream)
-            arr = np.asarray(vector, dtype=np.float32)
+            try:
+                arr = np.asarray(vector, dtype=np.float32)
+            except (TypeError, ValueError) as error:
+                raise StoreInputError(f"vector is not numeric: {error}", index=i, stream=stream) from error
             if arr.ndim != 1:
                 raise DimensionMismatchError(
                     f"expected a 1-D vector, got shape {arr.shape}", index=i, stream=stream
@@ -798,6 +828,7 @@ def _check_vectors(
                 raise StoreInputError("vector has NaN or infinite values", index=i, stream=stream)
             if not np.any(arr):
                 raise StoreInputError("vector is all zeros; cosine is undefined", index=i, stream=stream)
+            _check_norm(arr, index=i, stream=stream)
             checked[stream] = arr
         arrays.append(checked)
     assert dim is not None

@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from omni_rag.content import require_list
 from omni_rag.embedder import DEFAULT_MODEL, OmniEmbedder
 from omni_rag.embedder.shared import load_or_share_embedder
 
@@ -91,6 +92,7 @@ class OmniEmbeddings(BaseModel, Embeddings):
         Returns:
             One L2-normalised vector per text.
         """
+        require_list(texts, "texts", "texts")
         return self._documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
@@ -123,6 +125,7 @@ class OmniEmbeddings(BaseModel, Embeddings):
         Returns:
             One vector per image.
         """
+        require_list(uris, "uris", "paths or URLs")
         return self._documents([{"image": uri} for uri in uris])
 
     def embed_audio(self, uris: Sequence[PathLike]) -> list[list[float]]:
@@ -134,6 +137,7 @@ class OmniEmbeddings(BaseModel, Embeddings):
         Returns:
             One vector per audio track.
         """
+        require_list(uris, "uris", "paths or URLs")
         return self._documents([{"audio": uri} for uri in uris])
 
     def embed_video(self, uris: Sequence[PathLike]) -> list[list[float]]:
@@ -148,4 +152,5 @@ class OmniEmbeddings(BaseModel, Embeddings):
         Returns:
             One vector per video.
         """
+        require_list(uris, "uris", "paths or URLs")
         return self._documents([{"video": uri} for uri in uris])

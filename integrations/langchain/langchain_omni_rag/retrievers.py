@@ -59,7 +59,7 @@ class OmniRetriever(BaseRetriever):
         weights: Mapping[str, float] | None = kwargs.pop("weights", self.weights)
         hits = self.retriever.search(
             query,
-            k=k or self.k,
+            k=self.k if k is None else k,
             streams=kwargs.pop("streams", self.streams),
             fusion=kwargs.pop("fusion", self.fusion),
             weights=weights,

@@ -82,3 +82,17 @@ def test_as_langchain_qdrant_embedding(embeddings: OmniEmbeddings, embedder: Any
     assert [doc.page_content for doc, _ in found] == [TEXTS[i] for i in order]
     assert [doc.metadata["n"] for doc, _ in found] == order.tolist()
     assert [score for _, score in found] == pytest.approx(cosine[order].tolist(), abs=1e-4)
+
+
+def test_one_string_where_a_list_is_due_says_pass_a_list(
+    embeddings: OmniEmbeddings, media: dict[str, Path]
+) -> None:
+    calls = [
+        lambda: embeddings.embed_documents("hello"),  # type: ignore[arg-type]
+        lambda: embeddings.embed_image(str(media["image"])),  # type: ignore[arg-type]
+        lambda: embeddings.embed_audio(str(media["audio"])),  # type: ignore[arg-type]
+        lambda: embeddings.embed_video(media["video"]),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"must be a list of .*: pass a list"):
+            call()

@@ -84,3 +84,8 @@ def test_lcel_chain(core: CoreRetriever) -> None:
     top = core.search("bees and pollen", k=2)
     assert answer.splitlines()[0] == "Q: bees and pollen"
     assert [line.split(":")[0] for line in answer.splitlines()[1:]] == [h.id for h in top]
+
+
+def test_k_zero_is_refused_not_replaced(core: CoreRetriever) -> None:
+    with pytest.raises(ValueError, match="k must be a positive int, got 0"):
+        OmniRetriever(retriever=core, k=2).invoke("what erupted?", k=0)

@@ -121,3 +121,16 @@ def test_options_dict_is_model_kwargs_and_the_old_name_warns(checkpoint: Path, e
     assert new.model_kwargs == options and new.embedder is embedder  # shared, nothing loaded
     with pytest.raises(TypeError, match="not both"):
         OmniEmbedding(embedder=embedder, model_kwargs=options, embedder_kwargs=options)
+
+
+def test_one_path_where_a_list_is_due_says_pass_a_list(
+    embed_model: OmniEmbedding, media: dict[str, Path]
+) -> None:
+    for call in (
+        lambda: embed_model.get_audio_embeddings(str(media["audio"])),  # type: ignore[arg-type]
+        lambda: embed_model.get_video_embeddings(str(media["video"])),  # type: ignore[arg-type]
+        lambda: embed_model._get_image_embeddings(str(media["image"])),  # type: ignore[arg-type]
+        lambda: embed_model._get_text_embeddings("hello"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError, match="pass a list"):
+            call()

@@ -22,7 +22,7 @@ from llama_index.core.schema import ImageType
 from PIL import Image
 
 from omni_rag import Content, OmniEmbedder
-from omni_rag.content import AudioInput, VideoInput
+from omni_rag.content import AudioInput, VideoInput, require_list
 from omni_rag.embedder import DEFAULT_MODEL
 from omni_rag.embedder.shared import load_or_share_embedder, renamed_option
 
@@ -166,6 +166,7 @@ class OmniEmbedding(MultiModalEmbedding):
         return await asyncio.to_thread(self._get_text_embedding, text)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        require_list(texts, "texts", "texts")
         return self._documents(texts)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
@@ -180,6 +181,7 @@ class OmniEmbedding(MultiModalEmbedding):
         return await asyncio.to_thread(self._get_image_embedding, img_file_path)
 
     def _get_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
+        require_list(img_file_paths, "img_file_paths", "images")
         return self._documents([{"image": to_image_input(image)} for image in img_file_paths])
 
     async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
@@ -201,6 +203,7 @@ class OmniEmbedding(MultiModalEmbedding):
 
     def get_audio_embeddings(self, audios: Sequence[AudioInput]) -> list[Embedding]:
         """Embed several audio sources as documents, batched."""
+        require_list(audios, "audios", "audio sources")
         return self._documents([{"audio": audio} for audio in audios])
 
     async def aget_audio_embedding(
@@ -230,6 +233,7 @@ class OmniEmbedding(MultiModalEmbedding):
 
     def get_video_embeddings(self, videos: Sequence[VideoInput]) -> list[Embedding]:
         """Embed the frames of several videos as documents, batched."""
+        require_list(videos, "videos", "videos")
         return self._documents([{"video": video} for video in videos])
 
     async def aget_video_embedding(
