@@ -5,6 +5,7 @@ Embedded on Qdrant Edge, or on a Qdrant server through qdrant-client (see :mod:`
 Torch-free: it works on numpy vectors, so indexing and serving can run without the model.
 """
 
+from omni_rag.store.engine import IndexInfo
 from omni_rag.store.errors import (
     CollectionMismatchError,
     CollectionNameError,
@@ -40,6 +41,7 @@ __all__ = [
     "FusionMode",
     "Hit",
     "HitGroup",
+    "IndexInfo",
     "LegacyStoreError",
     "MigrationReport",
     "OmniStore",

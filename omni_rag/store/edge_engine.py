@@ -8,6 +8,13 @@ mode). Layout under the store folder::
     edge/<collection>/omni_rag.json collection metadata (model id, revision, dim), replaced atomically
     edge/<collection>.lock          held while a process has the collection open
 
+The index maintains itself: Edge runs the server's segment optimizers only when asked, so the
+engine asks (:meth:`EdgeEngine.keep_indexed`) once ``index_threshold`` points were written since
+the last build. A build indexes the segment holding the new points and merges it into the indexed
+ones, reusing their graphs, so its cost follows what was added, not the collection's size. Until
+then new points are searched exactly: correct, slower. A ``building`` marker next to the shard
+lives while a build runs; a process killed mid-build leaves it, and the next open builds again.
+
 Qdrant marks Edge as beta. A shard can be opened by one process at a time (its WAL is locked), so
 a second process gets :class:`~omni_rag.store.errors.StoreLockedError` at once, even before the
 collection exists, thanks to the lock file.
@@ -17,9 +24,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,11 +38,13 @@ from typing import IO, Any
 import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
+from tqdm import tqdm
 
 from omni_rag.store.engine import (
     EnginePoint,
     EngineRecord,
     FusedQuery,
+    IndexInfo,
     Nearest,
     VectorSpec,
     collection_vectors,
@@ -47,6 +59,11 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
 #: Below this many KB of vectors a segment is scanned exactly instead of searched through HNSW.
 FULL_SCAN_THRESHOLD_KB = 10_000
+#: Points written before the store has Edge index them (``OmniStore(index_threshold=...)``).
+#: Unindexed points are scanned exactly, about 1 ms per 1,000 points and query at 2048 d.
+INDEX_THRESHOLD = 2_000
+
+logger = logging.getLogger(__name__)
 
 _INDEXES: tuple[tuple[str, qe.PayloadSchemaType], ...] = (
     (PayloadKey.ID, qe.PayloadSchemaType.Keyword),
@@ -63,8 +80,12 @@ _METADATA_FILE = "omni_rag.json"
 class EdgeEngine:
     """One collection in a Qdrant Edge shard; ``root=None`` keeps it in a temporary folder."""
 
-    def __init__(self, collection: str, root: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, collection: str, root: str | os.PathLike[str] | None, index_threshold: int = INDEX_THRESHOLD
+    ) -> None:
         self.collection = collection
+        self.index_threshold = index_threshold
+        self._written = 0  # points written since the last build
         self._tmp = tempfile.TemporaryDirectory(prefix="omni-rag-") if root is None else None
         self.root = Path(self._tmp.name if self._tmp is not None else root)  # type: ignore[arg-type]
         self.folder = self.root / "edge" / collection
@@ -80,12 +101,21 @@ class EdgeEngine:
     def _shard_dir(self) -> Path:
         return self.folder / "shard"
 
+    @property
+    def _marker(self) -> Path:
+        return self.folder / "building"
+
     def _open(self) -> qe.EdgeShard | None:
         if self._shard is None and (self._shard_dir / "wal").exists():
+            specs = list(self.vectors().values())
+            # the current optimizer settings apply to shards made before them too
+            config = shard_config(specs) if specs else None
             try:
-                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+                self._shard = qe.EdgeShard.load(str(self._shard_dir), config)
             except Exception as error:
                 raise _engine_error(error, self.root) from error
+            if self._marker.exists():  # a build a crash cut short restarts here
+                self._build(self._shard, show_progress=False)
         return self._shard
 
     def exists(self) -> bool:
@@ -138,6 +168,7 @@ class EdgeEngine:
             for p in points
         ]
         self._update(qe.UpdateOperation.upsert_points(edge_points))
+        self._written += len(points)
 
     def delete(self, ids: Sequence[str]) -> None:
         self._update(qe.UpdateOperation.delete_points(list(ids)))
@@ -194,9 +225,22 @@ class EdgeEngine:
         edge = self.root / "edge"
         return sorted(p.name for p in edge.iterdir() if (p / "shard").is_dir()) if edge.is_dir() else []
 
-    def optimize(self) -> None:
-        if self._open() is not None:
-            self._require().optimize()
+    def optimize(self, show_progress: bool = False) -> None:
+        shard = self._open()
+        if shard is not None:
+            self._build(shard, show_progress)
+
+    def keep_indexed(self, show_progress: bool = False) -> None:
+        if 0 < self.index_threshold <= self._written:
+            self.optimize(show_progress)
+
+    def index_info(self) -> IndexInfo:
+        info = self._require().info()
+        return IndexInfo(
+            points=int(info.points_count),
+            indexed_vectors=int(info.indexed_vectors_count),
+            segments=int(info.segments_count),
+        )
 
     def drop(self) -> None:
         self._stream_sets = None
@@ -223,6 +267,34 @@ class EdgeEngine:
         if shard is None:
             raise StoreError(f"collection {self.collection!r} does not exist yet")
         return shard
+
+    def _build(self, shard: qe.EdgeShard, show_progress: bool) -> None:
+        """Run Edge's optimizers until none is planned; one step of a bar (Edge reports no progress)."""
+        pending = self._written
+        start = time.perf_counter()
+        self._marker.touch()
+        with tqdm(
+            total=1,
+            desc="search index",
+            unit="build",
+            file=sys.stderr,
+            disable=not show_progress,
+            leave=False,
+        ) as bar:
+            try:
+                changed = shard.optimize()
+            except Exception as error:
+                raise StoreWriteError(f"building the index of {self.collection!r} failed: {error}") from error
+            bar.update(1)
+        self._marker.unlink(missing_ok=True)
+        self._written = 0
+        if changed:
+            logger.info(
+                "indexed %s (%d points written since the last build) in %.1f s",
+                self.collection,
+                pending,
+                time.perf_counter() - start,
+            )
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         self._stream_sets = None
@@ -257,6 +329,12 @@ def shard_config(specs: Sequence[VectorSpec]) -> qe.EdgeConfig:
         # page-cached like the vectors: Edge's default (Cold) read each hit's payload from disk,
         # 0.05 ms a point in every search; the page cache can still drop it under pressure
         payload_memory=qe.Memory.Cached,
+        optimizers=qe.EdgeOptimizersConfig(
+            # any unindexed segment is indexed when a build runs: the store decides when
+            indexing_threshold=1,
+            # written points stay visible at once; a search scans them until they are indexed
+            prevent_unoptimized=False,
+        ),
     )
 
 

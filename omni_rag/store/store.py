@@ -23,6 +23,7 @@ Design choices (each one is a place where an alternative was weighed):
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from omni_rag.store.client_engine import ClientEngine
-from omni_rag.store.edge_engine import EdgeEngine
+from omni_rag.store.edge_engine import INDEX_THRESHOLD, EdgeEngine
 from omni_rag.store.engine import (
     FUSED,
     FUSED_STREAMS,
@@ -42,6 +43,7 @@ from omni_rag.store.engine import (
     EnginePoint,
     EngineRecord,
     FusedQuery,
+    IndexInfo,
     Nearest,
     collection_vectors,
 )
@@ -75,6 +77,8 @@ from omni_rag.store.models import (
     StoredPoint,
     Stream,
 )
+
+logger = logging.getLogger(__name__)
 
 #: Limits above this are clamped to the point count (an engine request holds a 64-bit count at most).
 _LARGE_LIMIT = 100_000
@@ -146,6 +150,12 @@ class OmniStore:
         oversampling: Default candidates per index query as a multiple of ``limit``.
         hnsw_ef: Default HNSW search effort (``None``: the engine's default).
         timeout: Request timeout in seconds for a server.
+        index_threshold: Embedded stores index new points (HNSW) once this many were written
+            since the last build, during the write that passes it, so searches stay at indexed
+            speed without a call to :meth:`optimize`; ``0`` leaves building to :meth:`optimize`.
+            A server indexes by itself.
+        show_progress_bar: Show a bar on stderr while such a build runs (``None``: at INFO
+            logging, as the embedder's bars).
 
     Raises:
         CollectionNameError: The name cannot be a collection.
@@ -170,6 +180,8 @@ class OmniStore:
         oversampling: float = 4.0,
         hnsw_ef: int | None = None,
         timeout: int | None = None,
+        index_threshold: int = INDEX_THRESHOLD,
+        show_progress_bar: bool | None = None,
     ) -> None:
         check_collection_name(collection)
         targets = [x for x in (location, path, url) if x is not None]
@@ -187,14 +199,18 @@ class OmniStore:
             raise StoreInputError(f"write_batch_size must be >= 1, got {write_batch_size}")
         _check_oversampling(oversampling)
         _check_hnsw_ef(hnsw_ef)
+        if isinstance(index_threshold, bool) or not isinstance(index_threshold, int) or index_threshold < 0:
+            raise StoreInputError(f"index_threshold must be an int >= 0, got {index_threshold!r}")
         self.collection = collection
+        self.index_threshold = index_threshold
+        self.show_progress_bar = show_progress_bar
         self.write_batch_size = write_batch_size
         self.oversampling = oversampling
         self.hnsw_ef = hnsw_ef
         self._open_args: dict[str, Any] = dict(
             location=location, path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout
         )
-        self._engine = _make_engine(collection, self._open_args, client, on_disk)
+        self._engine = _make_engine(collection, self._open_args, client, on_disk, index_threshold)
         self._shared_client = client
         self._dim: int | None = None
         self._pending_info: dict[str, Any] | None = None
@@ -271,21 +287,37 @@ class OmniStore:
         """Names of the collections in the same store folder or server."""
         return self._engine.collections()
 
-    def optimize(self) -> None:
-        """Build the search indexes (HNSW) now; embedded stores call it after a large index run.
+    def optimize(self, *, show_progress_bar: bool | None = None) -> None:
+        """Index every point not indexed yet (HNSW) now, instead of at the next ``index_threshold``.
 
-        Until then new points are searched exactly, which is correct but slower past a few
-        thousand points. A server optimises in the background, so this returns at once there.
+        Embedded stores build by themselves as points are written (see ``index_threshold``);
+        points written since the last build are searched exactly, correct but slower. A server
+        optimises in the background, so this returns at once there.
         """
-        self._engine.optimize()
+        self._engine.optimize(self._show(show_progress_bar))
+
+    def index_info(self) -> IndexInfo:
+        """Points, indexed vectors and segments as the engine reports them (``0`` before creation)."""
+        if not self._refresh():
+            return IndexInfo(points=0, indexed_vectors=0, segments=0)
+        return self._engine.index_info()
+
+    def _show(self, show_progress_bar: bool | None) -> bool:
+        choice = self.show_progress_bar if show_progress_bar is None else show_progress_bar
+        return logger.getEffectiveLevel() <= logging.INFO if choice is None else choice
 
     def sibling(self, collection: str, *, dim: int | None = None) -> OmniStore:
         """Another collection in the same place (folder, server, client) as this one."""
-        if self._shared_client is not None:
-            return OmniStore(collection, client=self._shared_client, dim=dim)
-        if isinstance(self._engine, ClientEngine):
-            return OmniStore(collection, client=self._engine.client, dim=dim)
-        return OmniStore(collection, path=self._open_args["path"], dim=dim)
+        if self._shared_client is not None or isinstance(self._engine, ClientEngine):
+            client = self._shared_client or self._engine.client  # type: ignore[attr-defined]
+            return OmniStore(collection, client=client, dim=dim)
+        return OmniStore(
+            collection,
+            path=self._open_args["path"],
+            dim=dim,
+            index_threshold=self.index_threshold,
+            show_progress_bar=self.show_progress_bar,
+        )
 
     # ------------------------------------------------------------------ writes
 
@@ -333,6 +365,7 @@ class OmniStore:
             self._create(dim)
         for start in range(0, len(points), self.write_batch_size):
             self._engine.upsert(points[start : start + self.write_batch_size])
+        self._engine.keep_indexed(self._show(None))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete items by caller id; unknown ids are ignored."""
@@ -655,7 +688,7 @@ class OmniStore:
 
 
 def _make_engine(
-    collection: str, args: Mapping[str, Any], client: QdrantClient | None, on_disk: bool
+    collection: str, args: Mapping[str, Any], client: QdrantClient | None, on_disk: bool, index_threshold: int
 ) -> Engine:
     if client is not None:
         return ClientEngine(collection, client, owns_client=False, on_disk=on_disk)
@@ -671,7 +704,7 @@ def _make_engine(
         return ClientEngine(collection, made, owns_client=True, on_disk=on_disk)
     if args["path"] is not None:
         check_not_legacy(args["path"], collection)
-    return EdgeEngine(collection, args["path"])
+    return EdgeEngine(collection, args["path"], index_threshold)
 
 
 def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
