@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,7 @@ from omni_rag.store.engine import (
 )
 from omni_rag.store.errors import StoreError, StoreInputError, StoreLockedError, StoreWriteError
 from omni_rag.store.models import PayloadKey
+from omni_rag.store.sharing import ReadServer
 
 #: HNSW graph degree and build effort. At 2048 d on random vectors (the hardest case: near ties)
 #: m=16 / ef_construct=64 gave top-10 overlap ~0.5 with exact fusion at 5k points; m=32 / 200 gives
@@ -97,8 +99,12 @@ class EdgeEngine:
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
         self._stream_sets: frozenset[str] | None = None
+        # the read server's threads and this process's writes take turns on the shard
+        self.turn = threading.RLock()
+        self._server: ReadServer | None = None
         if self._tmp is None:
             self._lock = _acquire(self.root / "edge" / f"{collection}.lock", self.root)
+            self._server = ReadServer(self, self.root, self.turn)
 
     # ------------------------------------------------------------------ collection
 
@@ -111,6 +117,10 @@ class EdgeEngine:
         return self.folder / "building"
 
     def _open(self) -> qe.EdgeShard | None:
+        with self.turn:
+            return self._load()
+
+    def _load(self) -> qe.EdgeShard | None:
         if self._shard is None and (self._shard_dir / "wal").exists():
             specs = list(self.vectors().values())
             # the current optimizer settings apply to shards made before them too
@@ -255,6 +265,9 @@ class EdgeEngine:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -275,6 +288,10 @@ class EdgeEngine:
 
     def _build(self, shard: qe.EdgeShard, show_progress: bool) -> None:
         """Run Edge's optimizers until none is planned; one step of a bar (Edge reports no progress)."""
+        with self.turn:
+            self._build_now(shard, show_progress)
+
+    def _build_now(self, shard: qe.EdgeShard, show_progress: bool) -> None:
         pending = self._written
         start = time.perf_counter()
         self._marker.touch()
@@ -311,7 +328,8 @@ class EdgeEngine:
                 f"write to collection {self.collection!r} failed: its folder {self._shard_dir} was removed"
             )
         try:
-            shard.update(operation)
+            with self.turn:
+                shard.update(operation)
         except Exception as error:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: {error}") from error
 

@@ -28,8 +28,9 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -51,6 +52,7 @@ from omni_rag.store.errors import (
     CollectionMismatchError,
     DimensionMismatchError,
     StoreInputError,
+    StoreLockedError,
     UnknownStreamError,
 )
 from omni_rag.store.filters import (
@@ -77,6 +79,7 @@ from omni_rag.store.models import (
     StoredPoint,
     Stream,
 )
+from omni_rag.store.sharing import ServedEngine, served_or_raise
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +230,7 @@ class OmniStore:
     @property
     def engine(self) -> str:
         """``"edge"`` (embedded) or ``"qdrant-client"`` (server), for logs and ``omni-rag info``."""
-        return "edge" if isinstance(self._engine, EdgeEngine) else "qdrant-client"
+        return "edge" if isinstance(self._engine, (EdgeEngine, ServedEngine)) else "qdrant-client"
 
     def _refresh(self, expected_dim: int | None = None) -> bool:
         """Load and check the collection if it exists; another process may have created it."""
@@ -704,7 +707,17 @@ def _make_engine(
         return ClientEngine(collection, made, owns_client=True, on_disk=on_disk)
     if args["path"] is not None:
         check_not_legacy(args["path"], collection)
-    return EdgeEngine(collection, args["path"], index_threshold)
+    root = args["path"]
+    try:
+        return EdgeEngine(collection, root, index_threshold)
+    except StoreLockedError as locked:
+        if root is None:
+            raise
+        # another process writes it: search through that process, or open here once it is gone
+        served = served_or_raise(
+            collection, Path(root), locked, lambda: EdgeEngine(collection, root, index_threshold)
+        )
+        return cast(Engine, served)
 
 
 def _mean_requests(plan: _Plan, per_query: int) -> list[Nearest]:
