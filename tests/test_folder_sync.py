@@ -86,7 +86,8 @@ def test_reindex_follows_the_folder_through_the_cli(tmp_path: Path, native_check
 
     info = run("info", "--json", "-c", "m1", "--store", tmp_path / "st")
     assert json.loads(info.stdout)["points"] == len(points) == 6
-    hits = _cli(tmp_path, native_checkpoint, "search", "honeybees", "--json", "-k", "100")
+    huge_k = str(2**63 - 1)  # clamped to the point count, not an OverflowError
+    hits = _cli(tmp_path, native_checkpoint, "search", "honeybees", "--json", "-k", huge_k)
     assert hits.returncode == 0, explain(hits)
     found = [path for hit in json.loads(hits.stdout) for path in hit["metadata"]["paths"]]
     assert sorted(found) == sorted(_files(folder))
