@@ -24,7 +24,7 @@ import pytest
 
 from omni_rag.cli.render import format_seconds, format_span, render_hits
 from omni_rag.store import Hit, OmniStore
-from omni_rag.testing_media import make_audio, make_corrupt, make_image, make_video
+from omni_rag.testing.media import make_audio, make_corrupt, make_image, make_video
 
 OMNI_RAG = Path(sys.executable).with_name("omni-rag")
 REPO = Path(__file__).resolve().parents[1]
