@@ -76,7 +76,7 @@ _BUILDER = textwrap.dedent(
     v = rng.normal(size=(2 * n, dim)).astype(np.float32)
     items = [{"audio": v[i], "video": v[n + i]} for i in range(n)]
     ids = [str(i) for i in range(n)]
-    threshold = 0 if mode == "optimize" else n - 100
+    threshold = 0 if mode == "optimize" else n - 50  # passed by the last 100 only
     store = OmniStore("drill", path=path, index_threshold=threshold, write_batch_size=500)
     store.upsert(ids[:-100], items[:-100])  # below the threshold: written, not indexed
     print("acked", n - 100, flush=True)
