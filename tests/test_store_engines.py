@@ -34,7 +34,7 @@ from omni_rag.store import (
 )
 from omni_rag.store.engine import FUSED
 from omni_rag.store.fusion import fuse, score_matrix
-from omni_rag.store.store import FUSED_HNSW_EF, _mean_requests
+from omni_rag.store.planning import FUSED_HNSW_EF, mean_requests
 
 DIM = 8
 Make = Callable[..., OmniStore]
@@ -175,7 +175,7 @@ def _mean_plan(store: OmniStore, streams: list[str]) -> list[tuple[str, list[str
     plan = store._plan(_unit(np.random.default_rng(0)), streams, "mean", None, 10, None, None, None, False)
     assert plan is not None
     out = []
-    for r in _mean_requests(plan, 40):
+    for r in mean_requests(plan, 40):
         sets = None
         if r.filter is not None:
             (condition,) = r.filter.must  # type: ignore[misc]
@@ -202,7 +202,7 @@ def test_mean_queries_only_the_stream_combinations_points_have(make: Make) -> No
     s.delete(["a", "ta"])
     assert _mean_plan(s, ["audio", "video"]) == [(FUSED, None, FUSED_HNSW_EF)]
     plan = s._plan(_unit(rng), ["audio", "video"], "mean", None, 10, None, None, 64, False)
-    assert plan is not None and [r.hnsw_ef for r in _mean_requests(plan, 40)] == [64]
+    assert plan is not None and [r.hnsw_ef for r in mean_requests(plan, 40)] == [64]
 
 
 # ---------------------------------------------------------------- durability and locking

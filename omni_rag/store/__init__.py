@@ -19,7 +19,7 @@ from omni_rag.store.errors import (
 )
 from omni_rag.store.filters import check_collection_name, point_id, to_filter
 from omni_rag.store.fusion import fuse, score_matrix
-from omni_rag.store.legacy import MigrationReport, migrate_store
+from omni_rag.store.migration import MigrationReport, migrate_store
 from omni_rag.store.models import (
     FUSION_MODES,
     STREAMS,
