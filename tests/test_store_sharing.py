@@ -101,3 +101,13 @@ def test_a_holder_that_serves_nothing_still_refuses(tmp_path: Path) -> None:
         with pytest.raises(StoreLockedError, match="in use by another process"):
             OmniStore("live", path=str(path))
         assert holder.count() == 0
+
+
+def test_a_store_path_too_long_for_a_socket_is_still_served(tmp_path: Path) -> None:
+    path = tmp_path / ("deep" * 30) / "db"  # past the 108 bytes a Unix socket path may have
+    with OmniStore("live", path=str(path), dim=DIM) as holder:
+        holder.upsert(["a"], [{"audio": np.ones(DIM, dtype=np.float32)}])
+        code = f"from omni_rag.store import OmniStore; print(OmniStore('live', path={str(path)!r}).count())"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "1"

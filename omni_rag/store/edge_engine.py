@@ -52,7 +52,7 @@ from omni_rag.store.engine import (
 )
 from omni_rag.store.errors import StoreError, StoreInputError, StoreLockedError, StoreWriteError
 from omni_rag.store.models import PayloadKey
-from omni_rag.store.sharing import ReadServer
+from omni_rag.store.sharing import ReadServer, serve_reads
 
 #: HNSW graph degree and build effort. At 2048 d on random vectors (the hardest case: near ties)
 #: m=16 / ef_construct=64 gave top-10 overlap ~0.5 with exact fusion at 5k points; m=32 / 200 gives
@@ -104,7 +104,7 @@ class EdgeEngine:
         self._server: ReadServer | None = None
         if self._tmp is None:
             self._lock = _acquire(self.root / "edge" / f"{collection}.lock", self.root)
-            self._server = ReadServer(self, self.root, self.turn)
+            self._server = serve_reads(self, self.root, self.turn)
 
     # ------------------------------------------------------------------ collection
 

@@ -16,8 +16,11 @@ is lost), and goes on as an ordinary embedded store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
@@ -26,6 +29,8 @@ from typing import Any
 
 from omni_rag.store.engine import Engine
 from omni_rag.store.errors import StoreLockedError
+
+logger = logging.getLogger(__name__)
 
 #: Engine calls a reader may make; the rest write.
 READS = frozenset(
@@ -45,9 +50,27 @@ READS = frozenset(
 )
 
 
+#: Longest Unix socket path the OS takes (``sun_path`` is 108 bytes on Linux, 104 on macOS).
+_MAX_SOCKET_PATH = 100
+
+
 def _paths(root: Path, collection: str) -> tuple[Path, Path]:
+    """The socket (in the store folder, or in the temp folder when that path is too long) and key."""
     edge = root / "edge"
-    return edge / f"{collection}.sock", edge / f"{collection}.key"
+    socket = edge / f"{collection}.sock"
+    if len(os.fsencode(socket)) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(os.fsencode(socket.resolve())).hexdigest()[:24]
+        socket = Path(tempfile.gettempdir()) / f"omni-rag-{digest}.sock"
+    return socket, edge / f"{collection}.key"
+
+
+def serve_reads(engine: Engine, root: Path, lock: threading.RLock) -> ReadServer | None:
+    """Serve ``engine``'s reads to other processes; ``None`` (logged) where the OS refuses a socket."""
+    try:
+        return ReadServer(engine, root, lock)
+    except OSError as error:
+        logger.warning("other processes cannot search %s while this one holds it: %s", root, error)
+        return None
 
 
 class ReadServer:
