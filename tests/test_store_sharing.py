@@ -74,6 +74,7 @@ def test_search_while_another_process_writes_then_kill_9_of_the_writer(tmp_path:
             assert reader.search(audio[i], streams=["audio"], limit=1)[0].id == str(i)
         (point,) = reader.get([str(acked - 1)])
         assert point is not None and np.allclose(point.vectors["video"], _unit(video[acked - 1]), atol=1e-6)
+        assert not reader.writable
         with pytest.raises(StoreLockedError, match="search"):
             reader.upsert(["mine"], [{"audio": audio[0]}])
         later = _acked(writer, reader.count() + 100)
@@ -85,6 +86,7 @@ def test_search_while_another_process_writes_then_kill_9_of_the_writer(tmp_path:
         assert total >= later and total % 50 == 0
         audio, _ = _vectors(total)
         assert reader.search(audio[total - 1], streams=["audio"], limit=1)[0].id == str(total - 1)
+        assert reader.writable
         reader.upsert(["mine"], [{"audio": audio[0]}])  # it holds the store now: writes work
         assert reader.count() == total + 1
         reader.close()
@@ -111,3 +113,19 @@ def test_a_store_path_too_long_for_a_socket_is_still_served(tmp_path: Path) -> N
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "1"
+
+
+def test_a_second_index_run_is_refused_at_once_while_searches_work(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("hello")
+    with OmniStore("live", path=str(path), dim=DIM):
+        cli = [sys.executable, "-m", "omni_rag.cli"]
+        index = [*cli, "index", str(tmp_path / "docs"), "-c", "live", "--store", str(path)]
+        out = subprocess.run([*index, "--model", str(tmp_path / "no-model")], capture_output=True, text=True)
+        assert out.returncode == 5, out.stderr
+        assert "in use by another process that is writing" in out.stderr and "searches work" in out.stderr
+        info = subprocess.run(
+            [*cli, "info", "-c", "live", "--store", str(path)], capture_output=True, text=True
+        )
+        assert info.returncode == 0, info.stderr

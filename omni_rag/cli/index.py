@@ -95,7 +95,7 @@ def run_index(args: argparse.Namespace) -> int:
         from omni_rag.cli.index_ray import ray_options_from_args
 
         ray_options = ray_options_from_args(args)
-    store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
+    store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key, write=True)
     # the builds the store runs as points pass its index_threshold show a bar too
     store.show_progress_bar = not args.quiet and sys.stderr.isatty()
     try:

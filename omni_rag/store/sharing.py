@@ -153,6 +153,11 @@ class ServedEngine:
             return None
         return cls(collection, conn, take_over, message)
 
+    @property
+    def taken_over(self) -> bool:
+        """Whether the holder is gone and this process opened the collection itself."""
+        return self._local is not None
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)

@@ -161,6 +161,11 @@ class OmniStore(StoreSearch):
         """``"edge"`` (embedded) or ``"qdrant-client"`` (server), for logs and ``omni-rag info``."""
         return "edge" if isinstance(self._engine, (EdgeEngine, ServedEngine)) else "qdrant-client"
 
+    @property
+    def writable(self) -> bool:
+        """``False`` while another process holds this embedded store: it can be searched, not written."""
+        return not isinstance(self._engine, ServedEngine) or self._engine.taken_over
+
     def _refresh(self, expected_dim: int | None = None) -> bool:
         """Load and check the collection if it exists; another process may have created it."""
         if self._dim is not None:
