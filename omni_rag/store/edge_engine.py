@@ -10,14 +10,16 @@ mode). Layout under the store folder::
 
 The index maintains itself: Edge runs the server's segment optimizers only when asked, so the
 engine asks (:meth:`EdgeEngine.keep_indexed`) once ``index_threshold`` points were written since
-the last build. A build indexes the segment holding the new points and merges it into the indexed
-ones, reusing their graphs, so its cost follows what was added, not the collection's size. Until
-then new points are searched exactly: correct, slower. A ``building`` marker next to the shard
-lives while a build runs; a process killed mid-build leaves it, and the next open builds again.
+the last build. A build indexes the segment holding the new points, merged at most with other
+small segments (none grows past :data:`SEGMENT_POINTS`), so its cost follows what was added, not
+the collection's size. Until then new points are searched exactly: correct, slower. A
+``building`` marker next to the shard lives while a build runs; a process killed mid-build leaves
+it, and the next open builds again.
 
-Qdrant marks Edge as beta. A shard can be opened by one process at a time (its WAL is locked), so
-a second process gets :class:`~omni_rag.store.errors.StoreLockedError` at once, even before the
-collection exists, thanks to the lock file.
+Qdrant marks Edge as beta. A shard can be opened by one process at a time (its WAL is locked); the
+lock file makes that hold even before the collection exists, and the holder serves other
+processes' reads (:mod:`omni_rag.store.sharing`), so only a second writer gets
+:class:`~omni_rag.store.errors.StoreLockedError`.
 """
 
 from __future__ import annotations
