@@ -249,7 +249,11 @@ class EdgeEngine:
 
     def keep_indexed(self, show_progress: bool = False) -> None:
         if 0 < self.index_threshold <= self._written:
-            self.optimize(show_progress)
+            try:
+                self.optimize(show_progress)
+            except StoreWriteError as error:  # the points are written; only their index waits
+                self._written = 0  # try again after as many more, or at the next open (marker)
+                logger.warning("%s; unindexed points are searched exactly until a build succeeds", error)
 
     def index_info(self) -> IndexInfo:
         info = self._require().info()
