@@ -115,3 +115,18 @@ def test_kill_9_during_an_index_build_loses_nothing_and_the_build_restarts(tmp_p
             assert store.search(v[i], streams=["audio"], limit=1)[0].id == str(i)
             hit = store.search(v[i], limit=1)[0]
             assert hit.id == str(i)
+
+
+def test_copy_to_an_embedded_store_leaves_it_indexed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    audio, video = _unit(rng, 120), _unit(rng, 120)
+    with OmniStore("src", location=":memory:") as source:
+        source.upsert(
+            [str(i) for i in range(120)],
+            [{"audio": a, "video": v} for a, v in zip(audio, video, strict=True)],
+        )
+        with OmniStore("dst", path=str(tmp_path / "db"), index_threshold=100) as target:
+            assert source.copy_to(target, batch_size=50) == 120
+            info = target.index_info()
+            assert info.points == 120 and info.indexed_vectors >= 100  # built when 100 was passed
+            assert target.search(audio[119], limit=1)[0].id == "119"  # the rest is scanned exactly
