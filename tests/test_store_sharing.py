@@ -129,3 +129,18 @@ def test_a_second_index_run_is_refused_at_once_while_searches_work(tmp_path: Pat
             [*cli, "info", "-c", "live", "--store", str(path)], capture_output=True, text=True
         )
         assert info.returncode == 0, info.stderr
+
+
+def test_a_reader_follows_the_next_holder_when_the_first_one_closes(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first = OmniStore("live", path=str(path), dim=DIM)
+    first.upsert(["a"], [{"audio": np.ones(DIM, dtype=np.float32)}])
+    reader = OmniStore("live", path=str(path))  # served by the first holder (same process here)
+    assert reader.count() == 1
+    first.close()
+    second = OmniStore("live", path=str(path))  # the store is free: this one holds it now
+    assert second.writable
+    second.upsert(["b"], [{"audio": -np.ones(DIM, dtype=np.float32)}])
+    assert reader.count() == 2 and not reader.writable  # reads through the new holder
+    second.close()
+    reader.close()

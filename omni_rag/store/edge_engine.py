@@ -271,6 +271,10 @@ class EdgeEngine:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def close(self) -> None:
+        with self.turn:  # no served read runs on a shard being closed
+            self._close()
+
+    def _close(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None

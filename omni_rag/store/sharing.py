@@ -85,6 +85,7 @@ class ReadServer:
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
+        self._closed = False
         self._listener = Listener(str(self._socket), family="AF_UNIX", authkey=key)
         os.chmod(self._socket, 0o600)
         self._thread = threading.Thread(target=self._accept, name="omni-rag-read-server", daemon=True)
@@ -107,18 +108,25 @@ class ReadServer:
                     name, args, kwargs = conn.recv()
                 except (EOFError, OSError):
                     return
-                conn.send(self._call(name, args, kwargs))
+                answer = self._call(name, args, kwargs)
+                if answer is None:  # the holder closed the store: the reader sees it gone
+                    return
+                conn.send(answer)
 
-    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any] | None:
+        """(ok, result or error) of one call; ``None`` once the store is closed here."""
         if name not in READS:
             return False, StoreLockedError(f"{name} is a write; a reader cannot do it")
         try:
             with self._lock:
+                if self._closed:
+                    return None
                 return True, getattr(self._engine, name)(*args, **kwargs)
         except Exception as error:
             return False, error
 
     def close(self) -> None:
+        self._closed = True
         with contextlib.suppress(OSError):
             self._listener.close()  # unlinks the socket
 
@@ -131,9 +139,10 @@ class ServedEngine:
     """
 
     def __init__(
-        self, collection: str, conn: Connection, take_over: Callable[[], Engine], message: str
+        self, collection: str, root: Path, conn: Connection, take_over: Callable[[], Engine], message: str
     ) -> None:
         self.collection = collection
+        self._root = root
         self._conn: Connection | None = conn
         self._take_over = take_over
         self._local: Engine | None = None
@@ -151,7 +160,7 @@ class ServedEngine:
             return None
         except Exception:
             return None
-        return cls(collection, conn, take_over, message)
+        return cls(collection, root, conn, take_over, message)
 
     @property
     def taken_over(self) -> bool:
@@ -173,13 +182,23 @@ class ServedEngine:
                 ok, value = self._conn.recv()
             except (EOFError, OSError):
                 self._conn = None
-                self._local = self._take_over()  # the holder died: its lock is free
-                return getattr(self._local, name)(*args, **kwargs)
+                self._holder_gone()
+                return call(*args, **kwargs)
             if not ok:
                 raise value
             return value
 
         return call
+
+    def _holder_gone(self) -> None:
+        """Open the collection here (its lock is free), or read through whoever holds it now."""
+        try:
+            self._local = self._take_over()
+        except StoreLockedError:
+            again = ServedEngine.connect(self.collection, self._root, self._take_over, self._message)
+            if again is None:
+                raise
+            self._conn, again._conn = again._conn, None
 
     def close(self) -> None:
         if self._conn is not None:
