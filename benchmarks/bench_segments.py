@@ -59,7 +59,7 @@ def index_case(video: str) -> dict[str, Any]:
     from omni_rag.retriever import OmniRetriever
     from omni_rag.store import OmniStore
     from omni_rag.testing import tiny_checkpoint
-    from omni_rag.testing_media import make_video
+    from omni_rag.testing.media import make_video
 
     embedder = OmniEmbedder.from_pretrained(tiny_checkpoint("native"), device="cpu")
     retriever = OmniRetriever(embedder, OmniStore("bench"))

@@ -7,6 +7,12 @@ force): upsert points/s, index build time and peak memory (upsert and build apar
 per fusion mode, and top-10 overlap with exact fusion for queries near a stored item (cosine about
 0.7) and for queries with no close match (random directions).
 
+Edge runs twice: ``edge, optimize()`` writes with automatic builds off and builds once (the
+optimised figure), ``edge, API path`` writes through ``OmniStore.upsert`` in batches of
+``--api-batch`` as a user of the Python API does, with the index maintaining itself, and searches
+at once (no ``optimize()``). Then ``incremental`` adds ``--added`` points to that collection and
+reports the time until everything is indexed again (write plus build) next to the full build.
+
 qdrant-client's in-memory mode is numpy over Python dicts: it runs only at sizes up to
 ``--client-max`` and on ``--client-queries`` queries of each kind, and says so in the output.
 """
@@ -67,6 +73,18 @@ class EngineResult:
     build_s: float | None = None
     build_peak: PeakMemory | None = None
     modes: dict[str, ModeResult] = field(default_factory=dict)
+    incremental: Incremental | None = None
+
+
+@dataclass
+class Incremental:
+    """Points added to an indexed collection: time until all are indexed, and search speed."""
+
+    added: int
+    write_s: float
+    build_s: float
+    p50_before_build_ms: float
+    p50_after_build_ms: float
 
 
 # ---------------------------------------------------------------- memory
@@ -229,7 +247,7 @@ def store_batches(audio: np.ndarray, video: np.ndarray, batch: int) -> Iterator[
 
 def run_store(
     name: str, store: OmniStore, audio: np.ndarray, video: np.ndarray, queries: tuple[np.ndarray, np.ndarray],
-    truth: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], batch: int,
+    truth: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], batch: int, *, optimize: bool = True,
 ) -> EngineResult:  # fmt: skip
     result = EngineResult(name, len(audio), 2 * len(queries[0]))
     gc.collect()
@@ -239,22 +257,44 @@ def run_store(
             store.upsert(ids, vectors)
         result.upsert_pts_s = len(audio) / (time.perf_counter() - t0)
     print(f"  {name:<14} upserts {result.upsert_pts_s:.0f} points/s", flush=True)
-    with PeakMemory() as result.build_peak:
-        t0 = time.perf_counter()
-        store.optimize()
-        result.build_s = time.perf_counter() - t0
-    print(f"  {name:<14} index build {result.build_s:.1f} s", flush=True)
+    if optimize:
+        with PeakMemory() as result.build_peak:
+            t0 = time.perf_counter()
+            store.optimize()
+            result.build_s = time.perf_counter() - t0
+        print(f"  {name:<14} index build {result.build_s:.1f} s", flush=True)
     kwargs = dict(MODES)
 
     def search(q: np.ndarray, label: str) -> list[int]:
         return [int(h.id) for h in store.search(q, limit=10, **kwargs[label])]  # type: ignore[arg-type]
 
     for label, options in MODES:
-        if "hnsw_ef" in options and name != "edge":
+        if "hnsw_ef" in options and not name.startswith("edge"):
             continue  # qdrant-client's local mode has no index: the effort changes nothing
         result.modes[label] = measure(search, label, *queries, truth)
         print(f"  {name:<14} {label:<12} p50 {result.modes[label].p50_ms:8.2f} ms", flush=True)
     return result
+
+
+def run_incremental(store: OmniStore, added: tuple[np.ndarray, np.ndarray], near: np.ndarray) -> Incremental:
+    """Add points to an indexed collection: write, search at once, then build what they need."""
+    audio, video = added
+    start = store.count()
+    t0 = time.perf_counter()
+    ids = [str(start + i) for i in range(len(audio))]
+    store.upsert(ids, [{"audio": a, "video": v} for a, v in zip(audio, video, strict=True)])
+    write_s = time.perf_counter() - t0
+    av = dict(MODES)["mean"]
+
+    def p50() -> float:
+        times, _ = timed(lambda q: [int(h.id) for h in store.search(q, limit=10, **av)], near)  # type: ignore[arg-type]
+        return float(np.percentile(times, 50))
+
+    before = p50()
+    t0 = time.perf_counter()
+    store.optimize()
+    build_s = time.perf_counter() - t0
+    return Incremental(len(audio), write_s, build_s, before, p50())
 
 
 def run_numpy(
@@ -283,12 +323,24 @@ def bench_size(n: int, args: argparse.Namespace) -> list[EngineResult]:
         )
         for label in ("mean", "max", "audio")
     }
+    extra = corpus(rng, args.added, args.dim, args.cluster)
     results = [run_numpy(audio, video, (near, far), truth)]
+    if not args.skip_optimized:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.tmp) as folder,
+            OmniStore("bench", path=folder, write_batch_size=args.batch, index_threshold=0) as store,
+        ):
+            results.append(run_store("edge, optimize()", store, audio, video, (near, far), truth, args.batch))
     with (
         tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.tmp) as folder,
         OmniStore("bench", path=folder, write_batch_size=args.batch) as store,
     ):
-        results.append(run_store("edge", store, audio, video, (near, far), truth, args.batch))
+        api = run_store(
+            "edge, API path", store, audio, video, (near, far), truth, args.api_batch, optimize=False
+        )
+        api.incremental = run_incremental(store, extra, near)
+        print(f"  incremental    {api.incremental}", flush=True)
+        results.append(api)
     if n <= args.client_max:
         cq = args.client_queries
         sub = {k: (v[0][:cq], v[1][:cq]) for k, v in truth.items()}
@@ -321,6 +373,14 @@ def print_table(results: list[EngineResult]) -> None:
                 f"{r.engine:<14} {r.points:>7} {label:<12} {m.p50_ms:8.2f} {m.p95_ms:8.2f} "
                 f"{m.overlap_near:10.3f} {m.overlap_far:10.3f}"
             )
+    for r in results:
+        if r.incremental is not None:
+            inc = r.incremental
+            print(
+                f"\nincremental: {inc.added} points added to {r.points}: written in {inc.write_s:.1f} s, "
+                f"built in {inc.build_s:.1f} s; mean p50 {inc.p50_before_build_ms:.2f} ms before the "
+                f"build, {inc.p50_after_build_ms:.2f} ms after"
+            )
     print("(rrf/dbsf overlap is against exact mean fusion; they rank differently by design)")
     print("(peak MiB: heap + memory-mapped store files; the page cache can drop the second under pressure)")
 
@@ -336,6 +396,9 @@ def main() -> None:
     parser.add_argument(
         "--cluster", type=int, default=10, help="items per shared direction (1: independent random vectors)"
     )
+    parser.add_argument("--api-batch", type=int, default=1000, help="upsert batch of the API-path row")
+    parser.add_argument("--added", type=int, default=1000, help="points added in the incremental row")
+    parser.add_argument("--skip-optimized", action="store_true", help="leave out the optimize() row")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="folder for the Edge store (default: system temp)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

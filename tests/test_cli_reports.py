@@ -8,7 +8,7 @@ import pytest
 
 from omni_rag.cli import main
 from omni_rag.store import OmniStore
-from omni_rag.testing_media import make_corrupt, make_image
+from omni_rag.testing.media import make_corrupt, make_image
 
 
 def test_copies_are_reported_once_stored_and_odd_names_stay_on_one_line(

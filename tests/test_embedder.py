@@ -14,7 +14,7 @@ from omni_rag import Content, OmniEmbedder, OmniInputError
 from omni_rag.embedder import ModelLoadError, split_streams
 from omni_rag.embedder.batching import length_sorted_batches
 from omni_rag.embedder.loading import OFFICIAL_REVISIONS, resolve_revision, resolve_trust_remote_code
-from omni_rag.testing_media import make_corrupt
+from omni_rag.testing.media import make_corrupt
 
 
 def test_text_prompts_distinguish_queries_from_documents(embedder: OmniEmbedder) -> None:

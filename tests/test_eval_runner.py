@@ -40,7 +40,7 @@ from omni_rag.eval import (
     single_configuration,
 )
 from omni_rag.eval.report import AUDIO_ONLY, AV_JOINT, AV_SEPARATE, DBSF, RRF, TEXT, VIDEO_ONLY
-from omni_rag.testing_media import make_audio, make_corrupt, make_video
+from omni_rag.testing.media import make_audio, make_corrupt, make_video
 
 TEXTS = (
     "honeybees carry pollen between flowers",

@@ -34,7 +34,7 @@ from omni_rag.media import (
     probe,
 )
 from omni_rag.media import video as video_module
-from omni_rag.testing_media import (
+from omni_rag.testing.media import (
     make_audio,
     make_audio_with_cover,
     make_corrupt,

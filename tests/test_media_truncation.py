@@ -8,7 +8,7 @@ import pytest
 
 from omni_rag.errors import MediaError
 from omni_rag.media import load_audio
-from omni_rag.testing_media import make_audio
+from omni_rag.testing.media import make_audio
 
 
 def test_truncated_wav_is_an_error_not_a_shorter_file(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from omni_rag.embedder import ModelLoadError, nemotron_vl
 from omni_rag.embedder.nemotron_vl import DEFAULT_P_MAX_LENGTH, NemotronVLBackend
 from omni_rag.embedder.qwen_omni import model as qwen_omni_model
 from omni_rag.testing import CUSTOM_MODEL_CLASS, CUSTOM_MODEL_TYPE, CUSTOM_MODULE_NAME
-from omni_rag.testing_nemotron_vl import build_tiny_nemotron_vl_checkpoint, tiny_nemotron_vl_checkpoint
+from omni_rag.testing.nemotron_vl import build_tiny_nemotron_vl_checkpoint, tiny_nemotron_vl_checkpoint
 
 ATOL = 1e-6
 

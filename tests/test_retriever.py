@@ -153,7 +153,7 @@ def test_a_url_is_downloaded_once_for_all_its_segments_and_streams(
     import threading
 
     from omni_rag.segments import SegmentPolicy
-    from omni_rag.testing_media import make_video
+    from omni_rag.testing.media import make_video
 
     make_video(tmp_path / "talk.mp4", seconds=6.0, audio=True)
     requests: list[str] = []

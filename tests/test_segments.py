@@ -25,7 +25,7 @@ from omni_rag.segments import (
     segment_item,
 )
 from omni_rag.store import OmniStore
-from omni_rag.testing_media import make_audio, make_video
+from omni_rag.testing.media import make_audio, make_video
 
 MINUTES = 10
 WINDOW_S = 120.0  # 10 minutes -> 5 segments: the test embeds 600 s of media once, in about 30 s

@@ -34,7 +34,7 @@ from omni_rag.store import (
 )
 from omni_rag.store.engine import FUSED
 from omni_rag.store.fusion import fuse, score_matrix
-from omni_rag.store.store import FUSED_HNSW_EF, _mean_requests
+from omni_rag.store.planning import FUSED_HNSW_EF, mean_requests
 
 DIM = 8
 Make = Callable[..., OmniStore]
@@ -175,7 +175,7 @@ def _mean_plan(store: OmniStore, streams: list[str]) -> list[tuple[str, list[str
     plan = store._plan(_unit(np.random.default_rng(0)), streams, "mean", None, 10, None, None, None, False)
     assert plan is not None
     out = []
-    for r in _mean_requests(plan, 40):
+    for r in mean_requests(plan, 40):
         sets = None
         if r.filter is not None:
             (condition,) = r.filter.must  # type: ignore[misc]
@@ -202,7 +202,7 @@ def test_mean_queries_only_the_stream_combinations_points_have(make: Make) -> No
     s.delete(["a", "ta"])
     assert _mean_plan(s, ["audio", "video"]) == [(FUSED, None, FUSED_HNSW_EF)]
     plan = s._plan(_unit(rng), ["audio", "video"], "mean", None, 10, None, None, 64, False)
-    assert plan is not None and [r.hnsw_ef for r in _mean_requests(plan, 40)] == [64]
+    assert plan is not None and [r.hnsw_ef for r in mean_requests(plan, 40)] == [64]
 
 
 # ---------------------------------------------------------------- durability and locking
@@ -253,28 +253,32 @@ def test_kill_9_mid_write_loses_nothing_acknowledged_and_rerun_completes(tmp_pat
         assert len(ids) == 50
 
 
-def test_second_process_gets_a_clear_in_use_error(tmp_path: Path) -> None:
+def test_second_process_reads_through_the_holder_and_cannot_write(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with OmniStore("busy", path=str(path)) as store:
         store.upsert(["a"], [{"text": np.ones(4, dtype=np.float32)}])
         code = (
-            "import sys\nfrom omni_rag.store import OmniStore, StoreLockedError\n"
-            f"try:\n    OmniStore('busy', path={str(path)!r})\n"
+            "import sys\nimport numpy as np\nfrom omni_rag.store import OmniStore, StoreLockedError\n"
+            f"store = OmniStore('busy', path={str(path)!r})\nprint(store.count())\n"
+            "try:\n    store.upsert(['b'], [{'text': np.ones(4)}])\n"
             "except StoreLockedError as e:\n    print(e); sys.exit(3)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 3, out.stderr
-        assert "in use by another process" in out.stdout and "Qdrant server" in out.stdout
+        assert out.stdout.startswith("1\n")
+        assert "being written by another process" in out.stdout and "Qdrant server" in out.stdout
         cli = subprocess.run(
             [sys.executable, "-m", "omni_rag.cli", "info", "-c", "busy", "--store", str(path)],
             capture_output=True,
             text=True,
         )
-        assert cli.returncode == ExitCode.STORE_BUSY, cli.stderr
+        assert cli.returncode == ExitCode.OK, cli.stderr
     with OmniStore("busy", path=str(path)) as again:  # released on close
         assert again.count() == 1
-    with pytest.raises(StoreLockedError), OmniStore("busy", path=str(path)):
-        OmniStore("busy", path=str(path))
+        with OmniStore("busy", path=str(path)) as reader:  # a second open in one process reads too
+            assert reader.count() == 1
+            with pytest.raises(StoreLockedError):
+                reader.delete(["a"])
 
 
 # ---------------------------------------------------------------- migration from 0.1

@@ -260,15 +260,10 @@ def test_left_padding_does_not_change_embedding(
     assert (together - single).abs().max().item() <= 1e-5
 
 
-def test_old_import_paths_and_remote_code_shipped_as_modules() -> None:
-    import omni_rag.testing.media as media
+def test_remote_code_shipped_as_modules() -> None:
     import omni_rag.testing.remote_code as remote_code
-    import omni_rag.testing_media as old_media
-    import omni_rag.testing_nemotron_vl as old_nemotron
     from omni_rag.testing.nemotron_vl import tiny_nemotron_vl_checkpoint
 
-    assert old_media.make_video is media.make_video
-    assert old_nemotron.tiny_nemotron_vl_checkpoint is tiny_nemotron_vl_checkpoint
     shipped = Path(remote_code.__file__).parent
     custom = tiny_checkpoint("custom")
     assert (custom / "modeling_nv_omni_embed.py").read_text() == (

@@ -36,6 +36,7 @@ def open_store(
     url: str | None = None,
     api_key: str | None = None,
     must_exist: bool = False,
+    write: bool = False,
 ) -> OmniStore:
     """Open ``collection`` in an embedded folder (default ``./.omni-rag``) or on a Qdrant server.
 
@@ -46,6 +47,8 @@ def open_store(
         api_key: Server API key.
         must_exist: For ``search`` and ``info``: refuse a missing collection (and never create a
             missing store folder, which Qdrant's embedded mode would otherwise do silently).
+        write: For ``index``: refuse at once a store another process is writing (it could only
+            be searched), before a model loads or a file is read.
 
     Raises:
         CliError: ``NO_COLLECTION``, ``STORE_BUSY``, ``MODEL_MISMATCH`` (a collection that is not
@@ -72,6 +75,15 @@ def open_store(
         raise CliError(str(error), ExitCode.STORE_INVALID) from error
     except Exception as error:  # qdrant_client raises transport-specific types for a dead server
         raise CliError(f"cannot open the store at {where}: {error}", ExitCode.STORE_ERROR) from error
+    if write and not store.writable:
+        store.close()
+        raise CliError(
+            f"the store at {where} is in use by another process that is writing collection "
+            f"{collection!r}; searches work meanwhile, a second writer does not. Wait for it to finish "
+            "(an `omni-rag index` prints its report when done), index into another --store, or use "
+            "a Qdrant server (--url) for many writers.",
+            ExitCode.STORE_BUSY,
+        )
     if must_exist and store.dim is None:
         known = store.collections()
         store.close()

@@ -32,7 +32,8 @@ _MEANINGS = {
     ExitCode.USAGE: "bad arguments, or a query file that is missing or unreadable",
     ExitCode.NO_COLLECTION: "unknown collection, or no store at that path",
     ExitCode.MODEL_MISMATCH: "the collection was indexed with another model (or vector size)",
-    ExitCode.STORE_BUSY: "the store folder is in use by another process",
+    ExitCode.STORE_BUSY: "another process is writing the store: searches work meanwhile, a second "
+    "writer is refused",
     ExitCode.MODEL_LOAD: "the model could not be loaded (hub unreachable and no local copy, bad path)",
     ExitCode.STORE_ERROR: "the Qdrant server is unreachable or failing",
     ExitCode.VERIFY_FAILED: "verify: a check failed (listed in the report)",

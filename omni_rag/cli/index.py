@@ -80,7 +80,7 @@ def build_index(store: OmniStore, *, quiet: bool) -> None:
     if not quiet:
         print("building the search index (HNSW)...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    store.optimize()
+    store.optimize(show_progress_bar=not quiet and sys.stderr.isatty())
     if not quiet:
         print(f"search index ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 
@@ -95,7 +95,9 @@ def run_index(args: argparse.Namespace) -> int:
         from omni_rag.cli.index_ray import ray_options_from_args
 
         ray_options = ray_options_from_args(args)
-    store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key)
+    store = open_store(args.collection, path=args.store, url=args.url, api_key=args.api_key, write=True)
+    # the builds the store runs as points pass its index_threshold show a bar too
+    store.show_progress_bar = not args.quiet and sys.stderr.isatty()
     try:
         report = _index_into(store, args, ray_options)
         build_index(store, quiet=args.quiet)

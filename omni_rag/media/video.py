@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import io
 import math
 import os
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +95,8 @@ class DecodedVideo:
 
 # --------------------------------------------------------------------------- hooking fetch_video
 
+_BANNER = re.compile(r"qwen-vl-utils using \w+ to read video\.\s*$")
+
 
 def _hooked(reader: Callable[[dict[str, Any]], ReaderResult]) -> Callable[[dict[str, Any]], ReaderResult]:
     def read(ele: dict[str, Any]) -> ReaderResult:
@@ -116,6 +121,23 @@ def _install_hook() -> None:
         for name, reader in list(backends.items()):
             if not getattr(reader, "_omni_rag_hook", False):
                 backends[name] = _hooked(reader)
+        _choose_backend_quietly()
+
+
+def _choose_backend_quietly() -> None:
+    """Let qwen pick its reader backend now, without its ``qwen-vl-utils using ...`` banner.
+
+    ``get_video_reader_backend`` prints that line to stderr on its first call and is cached, so
+    calling it once here with stderr captured silences every later embed; the backend only
+    resizes our frames, so the choice means nothing to the user. Anything else it prints (a
+    real error) is passed on to stderr.
+    """
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        vision_process.get_video_reader_backend()
+    rest = [line for line in captured.getvalue().splitlines(True) if not _BANNER.match(line)]
+    if rest:
+        sys.stderr.write("".join(rest))
 
 
 def _qwen_fetch_video(ele: dict[str, Any], image_patch_size: int) -> tuple[torch.Tensor, float]:

@@ -5,6 +5,7 @@ Embedded on Qdrant Edge, or on a Qdrant server through qdrant-client (see :mod:`
 Torch-free: it works on numpy vectors, so indexing and serving can run without the model.
 """
 
+from omni_rag.store.engine import IndexInfo
 from omni_rag.store.errors import (
     CollectionMismatchError,
     CollectionNameError,
@@ -18,7 +19,7 @@ from omni_rag.store.errors import (
 )
 from omni_rag.store.filters import check_collection_name, point_id, to_filter
 from omni_rag.store.fusion import fuse, score_matrix
-from omni_rag.store.legacy import MigrationReport, migrate_store
+from omni_rag.store.migration import MigrationReport, migrate_store
 from omni_rag.store.models import (
     FUSION_MODES,
     STREAMS,
@@ -40,6 +41,7 @@ __all__ = [
     "FusionMode",
     "Hit",
     "HitGroup",
+    "IndexInfo",
     "LegacyStoreError",
     "MigrationReport",
     "OmniStore",

@@ -18,6 +18,7 @@ from omni_rag.store.engine import (
     EnginePoint,
     EngineRecord,
     FusedQuery,
+    IndexInfo,
     Nearest,
     VectorSpec,
     collection_vectors,
@@ -178,8 +179,19 @@ class ClientEngine:
     def collections(self) -> list[str]:
         return sorted(c.name for c in self.client.get_collections().collections)
 
-    def optimize(self) -> None:
+    def optimize(self, show_progress: bool = False) -> None:
         """A server builds its indexes in the background; nothing to wait for here."""
+
+    def keep_indexed(self, show_progress: bool = False) -> None:
+        """A server's own optimizers index segments as they fill."""
+
+    def index_info(self) -> IndexInfo:
+        info = self.client.get_collection(self.collection)
+        return IndexInfo(
+            points=int(info.points_count or 0),
+            indexed_vectors=int(info.indexed_vectors_count or 0),
+            segments=int(info.segments_count or 0),
+        )
 
     def drop(self) -> None:
         self.client.delete_collection(self.collection)

@@ -8,18 +8,31 @@ mode). Layout under the store folder::
     edge/<collection>/omni_rag.json collection metadata (model id, revision, dim), replaced atomically
     edge/<collection>.lock          held while a process has the collection open
 
-Qdrant marks Edge as beta. A shard can be opened by one process at a time (its WAL is locked), so
-a second process gets :class:`~omni_rag.store.errors.StoreLockedError` at once, even before the
-collection exists, thanks to the lock file.
+The index maintains itself: Edge runs the server's segment optimizers only when asked, so the
+engine asks (:meth:`EdgeEngine.keep_indexed`) once ``index_threshold`` points were written since
+the last build. A build indexes the segment holding the new points, merged at most with other
+small segments (none grows past :data:`SEGMENT_POINTS`), so its cost follows what was added, not
+the collection's size. Until then new points are searched exactly: correct, slower. A
+``building`` marker next to the shard lives while a build runs; a process killed mid-build leaves
+it, and the next open builds again.
+
+Qdrant marks Edge as beta. A shard can be opened by one process at a time (its WAL is locked); the
+lock file makes that hold even before the collection exists, and the holder serves other
+processes' reads (:mod:`omni_rag.store.sharing`), so only a second writer gets
+:class:`~omni_rag.store.errors.StoreLockedError`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,17 +41,20 @@ from typing import IO, Any
 import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
+from tqdm import tqdm
 
 from omni_rag.store.engine import (
     EnginePoint,
     EngineRecord,
     FusedQuery,
+    IndexInfo,
     Nearest,
     VectorSpec,
     collection_vectors,
 )
 from omni_rag.store.errors import StoreError, StoreInputError, StoreLockedError, StoreWriteError
 from omni_rag.store.models import PayloadKey
+from omni_rag.store.sharing import ReadServer, serve_reads
 
 #: HNSW graph degree and build effort. At 2048 d on random vectors (the hardest case: near ties)
 #: m=16 / ef_construct=64 gave top-10 overlap ~0.5 with exact fusion at 5k points; m=32 / 200 gives
@@ -47,6 +63,16 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
 #: Below this many KB of vectors a segment is scanned exactly instead of searched through HNSW.
 FULL_SCAN_THRESHOLD_KB = 10_000
+#: Points written before the store has Edge index them (``OmniStore(index_threshold=...)``).
+#: Unindexed points are scanned exactly, about 1 ms per 1,000 points and query at 2048 d.
+INDEX_THRESHOLD = 2_000
+
+#: Points in a segment past which Edge merges nothing more into it: a build after 1,000 new points
+#: indexes them (merged with other small segments), never the collection's large segments again.
+#: At 2048 d that is 320 MB of fused vectors; 100k points make about five such segments.
+SEGMENT_POINTS = 20_000
+
+logger = logging.getLogger(__name__)
 
 _INDEXES: tuple[tuple[str, qe.PayloadSchemaType], ...] = (
     (PayloadKey.ID, qe.PayloadSchemaType.Keyword),
@@ -63,16 +89,24 @@ _METADATA_FILE = "omni_rag.json"
 class EdgeEngine:
     """One collection in a Qdrant Edge shard; ``root=None`` keeps it in a temporary folder."""
 
-    def __init__(self, collection: str, root: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, collection: str, root: str | os.PathLike[str] | None, index_threshold: int = INDEX_THRESHOLD
+    ) -> None:
         self.collection = collection
+        self.index_threshold = index_threshold
+        self._written = 0  # points written since the last build
         self._tmp = tempfile.TemporaryDirectory(prefix="omni-rag-") if root is None else None
         self.root = Path(self._tmp.name if self._tmp is not None else root)  # type: ignore[arg-type]
         self.folder = self.root / "edge" / collection
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
         self._stream_sets: frozenset[str] | None = None
+        # the read server's threads and this process's writes take turns on the shard
+        self.turn = threading.RLock()
+        self._server: ReadServer | None = None
         if self._tmp is None:
             self._lock = _acquire(self.root / "edge" / f"{collection}.lock", self.root)
+            self._server = serve_reads(self, self.root, self.turn)
 
     # ------------------------------------------------------------------ collection
 
@@ -80,12 +114,25 @@ class EdgeEngine:
     def _shard_dir(self) -> Path:
         return self.folder / "shard"
 
+    @property
+    def _marker(self) -> Path:
+        return self.folder / "building"
+
     def _open(self) -> qe.EdgeShard | None:
+        with self.turn:
+            return self._load()
+
+    def _load(self) -> qe.EdgeShard | None:
         if self._shard is None and (self._shard_dir / "wal").exists():
+            specs = list(self.vectors().values())
+            # the current optimizer settings apply to shards made before them too
+            config = shard_config(specs) if specs else None
             try:
-                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+                self._shard = qe.EdgeShard.load(str(self._shard_dir), config)
             except Exception as error:
                 raise _engine_error(error, self.root) from error
+            if self._marker.exists():  # a build a crash cut short restarts here
+                self._build(self._shard, show_progress=False)
         return self._shard
 
     def exists(self) -> bool:
@@ -138,6 +185,7 @@ class EdgeEngine:
             for p in points
         ]
         self._update(qe.UpdateOperation.upsert_points(edge_points))
+        self._written += len(points)
 
     def delete(self, ids: Sequence[str]) -> None:
         self._update(qe.UpdateOperation.delete_points(list(ids)))
@@ -194,9 +242,26 @@ class EdgeEngine:
         edge = self.root / "edge"
         return sorted(p.name for p in edge.iterdir() if (p / "shard").is_dir()) if edge.is_dir() else []
 
-    def optimize(self) -> None:
-        if self._open() is not None:
-            self._require().optimize()
+    def optimize(self, show_progress: bool = False) -> None:
+        shard = self._open()
+        if shard is not None:
+            self._build(shard, show_progress)
+
+    def keep_indexed(self, show_progress: bool = False) -> None:
+        if 0 < self.index_threshold <= self._written:
+            try:
+                self.optimize(show_progress)
+            except StoreWriteError as error:  # the points are written; only their index waits
+                self._written = 0  # try again after as many more, or at the next open (marker)
+                logger.warning("%s; unindexed points are searched exactly until a build succeeds", error)
+
+    def index_info(self) -> IndexInfo:
+        info = self._require().info()
+        return IndexInfo(
+            points=int(info.points_count),
+            indexed_vectors=int(info.indexed_vectors_count),
+            segments=int(info.segments_count),
+        )
 
     def drop(self) -> None:
         self._stream_sets = None
@@ -206,6 +271,13 @@ class EdgeEngine:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def close(self) -> None:
+        with self.turn:  # no served read runs on a shard being closed
+            self._close()
+
+    def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -224,6 +296,38 @@ class EdgeEngine:
             raise StoreError(f"collection {self.collection!r} does not exist yet")
         return shard
 
+    def _build(self, shard: qe.EdgeShard, show_progress: bool) -> None:
+        """Run Edge's optimizers until none is planned; one step of a bar (Edge reports no progress)."""
+        with self.turn:
+            self._build_now(shard, show_progress)
+
+    def _build_now(self, shard: qe.EdgeShard, show_progress: bool) -> None:
+        pending = self._written
+        start = time.perf_counter()
+        self._marker.touch()
+        with tqdm(
+            total=1,
+            desc="search index",
+            unit="build",
+            file=sys.stderr,
+            disable=not show_progress,
+            leave=False,
+        ) as bar:
+            try:
+                changed = shard.optimize()
+            except Exception as error:
+                raise StoreWriteError(f"building the index of {self.collection!r} failed: {error}") from error
+            bar.update(1)
+        self._marker.unlink(missing_ok=True)
+        self._written = 0
+        if changed:
+            logger.info(
+                "indexed %s (%d points written since the last build) in %.1f s",
+                self.collection,
+                pending,
+                time.perf_counter() - start,
+            )
+
     def _update(self, operation: qe.UpdateOperation) -> None:
         self._stream_sets = None
         shard = self._open()
@@ -234,13 +338,18 @@ class EdgeEngine:
                 f"write to collection {self.collection!r} failed: its folder {self._shard_dir} was removed"
             )
         try:
-            shard.update(operation)
+            with self.turn:
+                shard.update(operation)
         except Exception as error:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: {error}") from error
 
 
 def shard_config(specs: Sequence[VectorSpec]) -> qe.EdgeConfig:
-    """The Edge configuration of a collection with these named vectors (also used by the benchmarks)."""
+    """The Edge configuration of a collection with these named vectors (also used by the benchmarks).
+
+    Edge sizes a segment by its largest vector storage (the fused vector, 4 bytes a dimension).
+    """
+    largest_kb = max(s.size for s in specs) * 4 / 1024
     return qe.EdgeConfig(
         vectors={
             s.name: qe.EdgeVectorParams(
@@ -257,6 +366,13 @@ def shard_config(specs: Sequence[VectorSpec]) -> qe.EdgeConfig:
         # page-cached like the vectors: Edge's default (Cold) read each hit's payload from disk,
         # 0.05 ms a point in every search; the page cache can still drop it under pressure
         payload_memory=qe.Memory.Cached,
+        optimizers=qe.EdgeOptimizersConfig(
+            # any unindexed segment is indexed when a build runs: the store decides when
+            indexing_threshold=1,
+            max_segment_size=max(1, int(SEGMENT_POINTS * largest_kb)),
+            # written points stay visible at once; a search scans them until they are indexed
+            prevent_unoptimized=False,
+        ),
     )
 
 

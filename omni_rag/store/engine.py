@@ -52,6 +52,20 @@ def collection_vectors(dim: int) -> list[VectorSpec]:
 
 
 @dataclass(frozen=True)
+class IndexInfo:
+    """How much of a collection the search index (HNSW) covers, as the engine reports it.
+
+    ``indexed_vectors`` counts vectors of every named vector (a point with audio and video has
+    three: its two streams and their fused vector); ``segments`` is how many pieces the
+    collection is stored in.
+    """
+
+    points: int
+    indexed_vectors: int
+    segments: int
+
+
+@dataclass(frozen=True)
 class EnginePoint:
     """A point as written: Qdrant id, every named vector it has, payload."""
 
@@ -160,8 +174,16 @@ class Engine(Protocol):
         """Names of the collections next to this one (for messages)."""
         ...
 
-    def optimize(self) -> None:
-        """Build indexes now (HNSW) so the first searches do not pay for it."""
+    def optimize(self, show_progress: bool = False) -> None:
+        """Build indexes now (HNSW) for whatever is not indexed yet, so searches do not pay for it."""
+        ...
+
+    def keep_indexed(self, show_progress: bool = False) -> None:
+        """After a write: index what was added once enough of it waits (a server does it itself)."""
+        ...
+
+    def index_info(self) -> IndexInfo:
+        """Points, indexed vectors and segments, from the engine."""
         ...
 
     def drop(self) -> None:

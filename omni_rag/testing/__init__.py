@@ -5,8 +5,7 @@
 * :mod:`.media`: wav/flac/mp4/mkv/png writers, corrupt and truncated files;
 * :mod:`.pytest_plugin`: the shared fixtures (``pytest_plugins = ["omni_rag.testing.pytest_plugin"]``).
 
-``from omni_rag.testing import tiny_checkpoint`` and the 0.1 module paths
-(``omni_rag.testing_media``, ``omni_rag.testing_nemotron_vl``) keep working.
+``from omni_rag.testing import tiny_checkpoint`` keeps working.
 """
 
 from omni_rag.testing.cache import cached_build, prepare_folder

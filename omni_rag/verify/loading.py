@@ -96,20 +96,40 @@ def load_path(embedder: OmniEmbedder) -> str:
     return f"native {type(model).__name__}, {attention}"
 
 
+def _is_head(key: str) -> bool:
+    """The language-model head of a thinker (alone or inside a full Omni checkpoint)."""
+    return key.startswith(("lm_head.", "thinker.lm_head."))
+
+
 def weights_check(step: StepResult, records: list[LoadingInfo]) -> None:
-    """Every checkpoint weight consumed, none missing or mis-shaped; the head the embedder drops aside."""
+    """Every checkpoint weight consumed, none missing or mis-shaped; the head the embedder drops aside.
+
+    A plain Qwen2.5-Omni thinker checkpoint ships ``lm_head.weight``, which the embedder (pooled
+    hidden states, no token prediction) never runs: a note. Other unused keys mean weights of
+    another architecture and fail.
+    """
     if not records:
         step.add("weights", "fail", "no loading report was captured (unsupported transformers version?)")
         return
     for info in records:
-        missing = [k for k in info.missing if not k.startswith("lm_head.")]
-        problems = {"missing": missing, "unexpected": info.unexpected, "mismatched": info.mismatched}
+        missing = [k for k in info.missing if not _is_head(k)]
+        unexpected = [k for k in info.unexpected if not _is_head(k)]
+        problems = {"missing": missing, "unexpected": unexpected, "mismatched": info.mismatched}
         found = {kind: keys for kind, keys in problems.items() if keys}
         if found:
             listed = "; ".join(f"{kind}: {', '.join(keys[:10])}" for kind, keys in found.items())
             step.add("weights", "fail", f"{info.model_class}: {listed}", **found)
         else:
             step.add("weights", "pass", f"{info.model_class}: all weights consumed, none missing")
+        heads = [k for k in info.unexpected if _is_head(k)]
+        if heads:
+            step.add(
+                "unused head",
+                "note",
+                f"{info.model_class}: {', '.join(heads)} in the checkpoint is not loaded: the embedder "
+                "pools hidden states and never runs a language-model head",
+                unused=heads,
+            )
 
 
 def files_check(step: StepResult, folder: Path | None) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "skipped"]
+#: ``note``: worth knowing, not wrong (an unused head in the checkpoint); it passes the step.
+Status = Literal["pass", "fail", "skipped", "note"]
 
 #: Step names, in the order they run.
 STEPS: tuple[str, ...] = ("environment", "loading", "fidelity", "retrieval", "speed")
@@ -17,7 +18,7 @@ STEPS: tuple[str, ...] = ("environment", "loading", "fidelity", "retrieval", "sp
 
 @dataclass
 class Check:
-    """One finding inside a step; ``detail`` says why it passed, failed or was skipped."""
+    """One finding inside a step; ``detail`` says why it passed, failed, was skipped or is a note."""
 
     name: str
     status: Status
@@ -38,7 +39,7 @@ class StepResult:
         statuses = {c.status for c in self.checks}
         if "fail" in statuses:
             return "fail"
-        if not statuses or statuses == {"skipped"}:
+        if not statuses or statuses <= {"skipped", "note"}:
             return "skipped"
         return "pass"
 

@@ -1,0 +1,266 @@
+"""The search half of :class:`~omni_rag.store.OmniStore`: plan a query, run its index queries,
+score the candidates exactly and fuse (see :mod:`omni_rag.store.planning`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from qdrant_client import models
+
+from omni_rag.store.engine import (
+    Engine,
+    EngineRecord,
+    FusedQuery,
+    Nearest,
+)
+from omni_rag.store.errors import (
+    DimensionMismatchError,
+    StoreInputError,
+)
+from omni_rag.store.filters import (
+    FilterLike,
+    streams_in_set,
+    to_filter,
+)
+from omni_rag.store.fusion import fuse, resolve_streams, resolve_weights, unit
+from omni_rag.store.models import (
+    FUSION_MODES,
+    FusionMode,
+    Hit,
+    HitGroup,
+    PayloadKey,
+)
+from omni_rag.store.payloads import make_hit
+from omni_rag.store.planning import (
+    GROUP_ROUNDS,
+    LARGE_LIMIT,
+    GroupKey,
+    Plan,
+    add_to_groups,
+    best,
+    excluding,
+    max_requests,
+    mean_requests,
+)
+from omni_rag.store.validation import check_hnsw_ef, check_oversampling, check_query
+
+
+class StoreSearch:
+    """Searching methods :class:`~omni_rag.store.OmniStore` inherits; it supplies the state below."""
+
+    collection: str
+    oversampling: float
+    hnsw_ef: int | None
+    _engine: Engine
+    _dim: int | None
+
+    def _refresh(self, expected_dim: int | None = None) -> bool:
+        raise NotImplementedError
+
+    def count(self, filter: FilterLike | None = None) -> int:
+        raise NotImplementedError
+
+    def search(
+        self,
+        query_vector: np.ndarray,
+        *,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode = "mean",
+        weights: Mapping[str, float] | None = None,
+        limit: int = 10,
+        filter: FilterLike | None = None,
+        oversampling: float | None = None,
+        hnsw_ef: int | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Best items for a query, scoring each stream separately and fusing the scores.
+
+        Args:
+            query_vector: 1-D query embedding of size ``dim``.
+            streams: Streams to score on; ``["audio"]`` alone is the paper's Audio-only setting.
+                Default: all.
+            fusion: ``mean`` (default): Σ w·cos / Σ w over the selected streams a point has.
+                ``max``: best w·cos among them. ``rrf`` / ``dbsf``: Qdrant's native rank /
+                distribution-based fusion of the per-stream result lists.
+            weights: Per-stream weights (default 1); ``rrf`` uses them as weighted RRF, ``dbsf``
+                takes none.
+            limit: Number of hits.
+            filter: A Qdrant ``Filter`` or ``{payload_key: value}`` (``metadata.<key>`` for user
+                data), see :func:`to_filter`.
+            oversampling: Candidates per index query as a multiple of ``limit``.
+            hnsw_ef: HNSW search effort (default: the store's); higher finds more of the true top k.
+            exact: Search without the index's approximation (a full scan): brute-force results.
+
+        Returns:
+            Hits, best first; ``[]`` when the collection is empty or not created yet.
+        """
+        plan = self._plan(query_vector, streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
+        if plan is None:
+            return []
+        limit = self._clamped(limit)
+        per_query = math.ceil(limit * plan.oversampling)
+        if fusion in ("rrf", "dbsf"):
+            return self._native_hits(plan, fusion, limit, per_query, weights is not None)
+        return self._exact_hits(plan, fusion, per_query, keep=limit if fusion == "mean" else None)[:limit]
+
+    def search_groups(
+        self,
+        query_vector: np.ndarray,
+        *,
+        group_by: str = PayloadKey.SOURCE,
+        group_size: int = 3,
+        limit: int = 10,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode = "mean",
+        weights: Mapping[str, float] | None = None,
+        filter: FilterLike | None = None,
+        oversampling: float | None = None,
+        hnsw_ef: int | None = None,
+        exact: bool = False,
+    ) -> list[HitGroup]:
+        """Best groups (by default sources: a video with its segments), each with its best hits.
+
+        Candidates (``limit x group_size x oversampling`` per index query) are grouped here; when
+        fewer than ``limit`` groups come back and more candidates exist, the query runs again
+        excluding the groups already full, so one source with many segments cannot crowd the
+        others out. Points without a ``source`` (text documents) are their own group, keyed by id.
+        For ``rrf``/``dbsf`` groups found in a later round rank after the earlier ones, since
+        their fused scores come from another candidate set.
+        """
+        if group_size < 1:
+            raise StoreInputError(f"group_size must be >= 1, got {group_size}")
+        plan = self._plan(query_vector, streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
+        if plan is None:
+            return []
+        limit = self._clamped(limit)
+        group_size = self._clamped(group_size)
+        per_query = math.ceil(limit * group_size * plan.oversampling)
+        groups: dict[GroupKey, list[Hit]] = {}
+        for _ in range(GROUP_ROUNDS):
+            full = [k for k, hits in groups.items() if len(hits) >= group_size]
+            round_plan = excluding(plan, group_by, full)
+            if fusion in ("rrf", "dbsf"):
+                hits = self._native_hits(round_plan, fusion, per_query, per_query, weights is not None)
+            else:
+                hits = self._exact_hits(round_plan, fusion, per_query)
+            add_to_groups(groups, hits, group_by, group_size)
+            if len(groups) >= limit or len(hits) < per_query:
+                break
+        # hits arrive best first, so dict order is the order of each group's best hit
+        return [HitGroup(key=key[1], hits=tuple(hits)) for key, hits in list(groups.items())[:limit]]
+
+    def _clamped(self, limit: int) -> int:
+        """A limit past what any engine request can hold is the point count: no search returns more."""
+        return limit if limit <= LARGE_LIMIT else max(1, min(limit, self.count()))
+
+    def _plan(
+        self,
+        query_vector: np.ndarray,
+        streams: Sequence[str] | None,
+        fusion: str,
+        weights: Mapping[str, float] | None,
+        limit: int,
+        filter: FilterLike | None,
+        oversampling: float | None,
+        hnsw_ef: int | None,
+        exact: bool,
+    ) -> Plan | None:
+        """Validate a query; ``None`` means there is nothing to search yet."""
+        if fusion not in FUSION_MODES:
+            raise StoreInputError(f"fusion must be one of {list(FUSION_MODES)}, got {fusion!r}")
+        selected = resolve_streams(streams)
+        weight_arr = resolve_weights(selected, weights)
+        if fusion == "dbsf" and weights is not None:
+            raise StoreInputError(
+                "fusion='dbsf' takes no weights (Qdrant's DBSF is unweighted); use rrf or mean"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise StoreInputError(f"limit must be an int >= 1, got {limit!r}")
+        oversampling = self.oversampling if oversampling is None else oversampling
+        check_oversampling(oversampling)
+        check_hnsw_ef(hnsw_ef)
+        query = check_query(query_vector)
+        qdrant_filter = to_filter(filter)
+        if not self._refresh():
+            return None
+        if query.shape[0] != self._dim:
+            raise DimensionMismatchError(
+                f"query has {query.shape[0]} dims, collection '{self.collection}' has {self._dim}"
+            )
+        effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
+        sets = tuple(streams_in_set(v) for v in sorted(self._engine.stream_sets()))
+        if not sets:
+            return None
+        return Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
+
+    def _exact_hits(self, plan: Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
+        """Index candidates (per stream combination for mean, per stream for max), scored exactly.
+
+        Candidates whose index score already is their fused score (one stream, or the audio+video
+        fused vector) come as bare ids; only the best ``keep`` (all when ``None``) get their payload
+        and their exact per-stream scores (:attr:`Hit.stream_scores`).
+        """
+        requests = mean_requests(plan, per_query) if fusion == "mean" else max_requests(plan, per_query)
+        if any(r.with_payload for r in requests):
+            keep = None  # per-stream candidates carry no fused score to pick the best by: rescore all
+        seen: dict[str, EngineRecord] = {}
+        for results in self._engine.nearest(requests) if requests else []:
+            for record in results:
+                seen.setdefault(record.id, record)
+        records = self._with_payload(best(list(seen.values()), keep))
+        scores = self._stream_scores(plan, records)
+        fused = fuse(scores, plan.weights, "max" if fusion == "max" else "mean")
+        hits = [
+            make_hit(record, float(fused[i]), scores[i], plan.streams)
+            for i, record in enumerate(records)
+            if not np.isnan(fused[i])
+        ]
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits
+
+    def _with_payload(self, records: list[EngineRecord]) -> list[EngineRecord]:
+        missing = [r.id for r in records if not r.payload]
+        if not missing:
+            return records
+        fetched = {r.id: r for r in self._engine.retrieve(missing, with_vectors=False)}
+        return [fetched.get(r.id, r) if not r.payload else r for r in records]
+
+    def _stream_scores(self, plan: Plan, records: Sequence[EngineRecord]) -> np.ndarray:
+        """Exact cosine per candidate and stream (``NaN`` where a point lacks the stream).
+
+        The engine scores the candidates itself (an exact search restricted to their ids, on the
+        float32 originals): the same numbers as fetching the vectors and scoring them here, without
+        shipping 8 KB per stream per candidate, which cost more than the index search.
+        """
+        out = np.full((len(records), len(plan.streams)), np.nan, dtype=np.float64)
+        searched = [j for j, s in enumerate(plan.streams) if s in plan.present]
+        if not records or not searched:
+            return out
+        row = {r.id: i for i, r in enumerate(records)}
+        only = models.Filter(must=[models.HasIdCondition(has_id=list(row))])
+        requests = [
+            Nearest(plan.streams[j], plan.query, len(records), only, exact=True, with_payload=False)
+            for j in searched
+        ]
+        for j, results in zip(searched, self._engine.nearest(requests), strict=True):
+            for record in results:
+                out[row[record.id], j] = record.score
+        return out
+
+    def _native_hits(self, plan: Plan, fusion: str, limit: int, per_query: int, weighted: bool) -> list[Hit]:
+        # streams no point has would add empty lists: leaving them out changes no fused score
+        searched = [(s, w) for s, w in zip(plan.streams, plan.weights, strict=True) if s in plan.present]
+        if not searched:
+            return []
+        query = FusedQuery(
+            fusion="dbsf" if fusion == "dbsf" else "rrf",
+            prefetch=tuple(plan.nearest(s, plan.query, per_query, None) for s, _ in searched),
+            limit=limit,
+            weights=tuple(float(w) for _, w in searched) if weighted else None,
+        )
+        records = self._engine.fused(query)
+        scores = self._stream_scores(plan, records)
+        return [make_hit(r, float(r.score or 0.0), scores[i], plan.streams) for i, r in enumerate(records)]
