@@ -37,7 +37,7 @@ def build_corpus(root: Path, embedder: Any) -> Path:
     from omni_rag.cli import index_scan, open_store, scan_paths
     from omni_rag.retriever import OmniRetriever
     from omni_rag.segments import SegmentPolicy
-    from omni_rag.testing_media import make_audio, make_video
+    from omni_rag.testing.media import make_audio, make_video
 
     media = root / "media"
     shutil.copytree(EXAMPLES, media, ignore=shutil.ignore_patterns("README.md", "*.py"))
