@@ -37,7 +37,9 @@ def keyed_server(
     from tests.serve_support import API_KEY, start_server
 
     store = tmp_path_factory.mktemp("keyed") / "store"
-    shutil.copytree(serve_corpus / "store", store, ignore=shutil.ignore_patterns("*.lock", ".lock"))
+    shutil.copytree(
+        serve_corpus / "store", store, ignore=shutil.ignore_patterns("*.lock", ".lock", "*.sock", "*.key")
+    )
     running = start_server(
         store,
         native_checkpoint,

@@ -115,13 +115,13 @@ def start_server(
 
 
 def cli_search_json(store: Path, checkpoint: Path, *args: str) -> list[dict[str, Any]]:
-    """``omni-rag search --json`` on a copy of ``store`` (the server holds the store's lock)."""
+    """``omni-rag search --json`` on a copy of ``store`` (without the holder's lock, socket and key)."""
     import json
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / "store"
-        shutil.copytree(store, copy, ignore=shutil.ignore_patterns("*.lock", ".lock"))
+        shutil.copytree(store, copy, ignore=shutil.ignore_patterns("*.lock", ".lock", "*.sock", "*.key"))
         result = subprocess.run(
             [
                 str(OMNI_RAG),
