@@ -21,7 +21,7 @@ import torch
 from omni_rag import Content, OmniEmbedder, OmniInputError
 from omni_rag.embedder.batching import length_sorted_batches
 from omni_rag.embedder.budget import CPU_TOKENS_PER_BATCH, is_out_of_memory, tokens_per_batch_for
-from omni_rag.embedder.pipeline import Prefetcher, Workers
+from omni_rag.embedder.pipeline import Prefetcher, PrepPool, Workers
 from omni_rag.embedder.qwen_omni.packing import PackedBatch, block_mask
 
 TEXTS = [
@@ -221,6 +221,70 @@ def test_workers_keep_order_and_attribute_errors(
     with pytest.raises(OmniInputError) as caught:
         parallel.embed_documents(items)
     assert (caught.value.index, caught.value.field) == (2, "audio")  # the first in input order
+
+
+def prep_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("omni-rag-prep")}
+
+
+def test_preparation_threads_are_kept_between_calls(embedder: OmniEmbedder, media_dir: Path) -> None:
+    # starting threads per call cost a single-query search 2-3 ms; the embedder keeps its own
+    items: list[Content | str] = [Content(audio=str(media_dir / "tone.wav")), *TEXTS[:3]]
+    parallel = sibling(embedder, num_workers=2)
+    before = prep_threads()
+    first = parallel.embed_documents(items)
+    kept = prep_threads() - before
+    assert 1 <= len(kept) <= 2
+    for _ in range(5):
+        assert max_cos_distance(parallel.embed_documents(items), first) <= 1e-6
+    assert prep_threads() - before == kept  # the same threads, no new ones
+    parallel.num_workers = 3  # a new size gets a new pool; the old one goes with its last user
+    assert max_cos_distance(parallel.embed_documents(items), first) <= 1e-6
+    assert parallel._prep_pool.get(3) is not parallel._prep_pool.get(2)
+
+
+def test_a_failed_call_leaves_nothing_running_on_the_shared_pool() -> None:
+    pool = PrepPool().get(2)
+    assert pool is not None and PrepPool().get(1) is None
+    ran: list[int] = []
+
+    def job(n: int) -> int:
+        time.sleep(0.05)
+        ran.append(n)
+        return n
+
+    with pytest.raises(RuntimeError), Workers(2, pool) as workers:
+        futures = [workers.submit(lambda n=n: job(n)) for n in range(20)]
+        raise RuntimeError("the caller failed")
+    settled = len(ran)
+    assert settled < 20 and sum(f.cancelled() for f in futures) == 20 - settled
+    time.sleep(0.2)
+    assert len(ran) == settled  # nothing of the failed call ran after it left
+    with Workers(2, pool) as workers:  # the pool itself still serves the next call
+        assert workers.submit(lambda: 7).result() == 7
+
+
+def test_text_that_fits_one_group_is_prepared_in_the_callers_thread(
+    embedder: OmniEmbedder, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # text holds the GIL while it is tokenised: with nothing to overlap, threads only add hand-offs
+    threads: list[str] = []
+    real_prepare = embedder.backend.prepare
+
+    def spy(item: Content, *, kind: Any, index: int) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_prepare(item, kind=kind, index=index)
+
+    monkeypatch.setattr(embedder.backend, "prepare", spy)
+    parallel = sibling(embedder, num_workers=2, batch_size=2)
+    caller = threading.current_thread().name
+    parallel.embed_queries(["one query"])
+    parallel.embed_queries(TEXTS[:8])  # 8 items: the first group holds 4 batches of 2
+    assert set(threads) == {caller}
+    threads.clear()
+    parallel.embed_queries(TEXTS * 2)  # 12 items: later groups are prepared while the model runs
+    parallel.embed_queries([*TEXTS[:2], Content(audio=str(media_dir / "tone.wav"))])
+    assert threads and all(name.startswith("omni-rag-prep") for name in threads)
 
 
 # -- out-of-memory back-off ---------------------------------------------------------------------------

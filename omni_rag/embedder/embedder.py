@@ -17,7 +17,7 @@ from omni_rag.deprecation import renamed
 from omni_rag.embedder.base import EmbeddingBackend, EmbedResult, ErrorPolicy, Kind, split_streams
 from omni_rag.embedder.budget import default_tokens_per_batch
 from omni_rag.embedder.loading import DEFAULT_MODEL, resolve_load_options
-from omni_rag.embedder.pipeline import default_num_workers
+from omni_rag.embedder.pipeline import PrepPool, default_num_workers
 from omni_rag.embedder.registry import select_backend
 from omni_rag.embedder.runner import BatchRunner, RunSpec
 from omni_rag.errors import ItemFailure, OmniInputError
@@ -74,6 +74,7 @@ class OmniEmbedder:
         self.max_tokens_per_batch: int = budget if budget is not None else default_tokens_per_batch(backend)
         self.num_workers: int = default_num_workers() if num_workers is None else max(1, num_workers)
         self.show_progress_bar = show_progress_bar
+        self._prep_pool = PrepPool()
 
     @property
     def max_batch_tokens(self) -> int:
@@ -351,7 +352,8 @@ class OmniEmbedder:
             disable=not self._show(progress),
         ) as bar:
             spec.progress = bar
-            return BatchRunner(self.backend, spec, self.num_workers).run(contents)
+            pool = self._prep_pool.get(self.num_workers)
+            return BatchRunner(self.backend, spec, self.num_workers, pool).run(contents)
 
     def _show(self, progress: bool | None) -> bool:
         """The call's choice, else the embedder's, else on at INFO/DEBUG logging (sentence-transformers)."""
