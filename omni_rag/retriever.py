@@ -299,10 +299,29 @@ class OmniRetriever:
         weights: Mapping[str, float] | None = None,
         filter: Any = None,
     ) -> list[Hit]:
-        """:meth:`search` for a query already embedded (``omni-rag serve`` embeds queries in batches)."""
+        """:meth:`search` for a query already embedded."""
+        return self.search_vectors(
+            [vector], k=k, streams=streams, fusion=fusion, weights=weights, filter=filter
+        )[0]
+
+    def search_vectors(
+        self,
+        vectors: Sequence[np.ndarray],
+        *,
+        k: int | None = None,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode | None = None,
+        weights: Mapping[str, float] | None = None,
+        filter: Any = None,
+    ) -> list[list[Hit]]:
+        """Hits for several embedded queries at once (``omni-rag serve``'s micro-batches), per query.
+
+        The same hits as :meth:`search_vector` for each, in one store call
+        (:meth:`~omni_rag.store.OmniStore.search_many`).
+        """
         limit = _check_k(self.k if k is None else k)
-        return self.store.search(
-            vector,
+        return self.store.search_many(
+            vectors,
             streams=streams if streams is not None else self.streams,
             fusion=fusion or self.fusion,
             weights=weights if weights is not None else self.weights,

@@ -52,3 +52,36 @@ def test_a_bad_query_fails_alone(embedder: Any, tmp_path: Path) -> None:
 def test_bad_settings_are_refused(embedder: Any) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         QueryBatcher(embedder, max_batch=0)
+
+
+def test_follow_ups_run_once_per_key_and_a_failure_stays_with_its_query(embedder: Any) -> None:
+    calls: list[int] = []
+
+    def then(vectors: list[np.ndarray]) -> list[float]:
+        calls.append(len(vectors))
+        if any(float(v[0]) == float(poison[0]) for v in vectors):
+            raise RuntimeError("this one breaks")
+        return [float(v[0]) for v in vectors]
+
+    poison = embedder.embed_queries(["poison"])[0]
+    texts = [f"query {i}" for i in range(9)]
+    expected = [float(v[0]) for v in embedder.embed_queries(texts)]
+
+    async def go() -> list[Any]:
+        batcher = QueryBatcher(embedder, max_batch=64, max_wait_ms=50)
+        try:
+            # the first query goes alone (idle server); the others share the next pass
+            first = asyncio.ensure_future(batcher.run(Content(text="warm"), then, "a"))
+            await asyncio.sleep(0)
+            rest = [batcher.run(Content(text=t), then, "a" if i % 3 else "b") for i, t in enumerate(texts)]
+            rest.append(batcher.run(Content(text="poison"), then, "a"))
+            return await asyncio.gather(first, *rest, return_exceptions=True)
+        finally:
+            await batcher.close()
+
+    _, *results, broken = asyncio.run(go())
+    assert results == pytest.approx(expected, abs=1e-5)
+    assert isinstance(broken, RuntimeError)
+    # the shared pass: key "b" once (3 queries), key "a" once (7 with the poison), then alone each
+    assert calls[1:3] == [7, 3] or calls[1:3] == [3, 7]
+    assert sorted(calls[3:]) == [1] * 7

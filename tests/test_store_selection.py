@@ -72,3 +72,33 @@ def test_delete_where_refuses_an_empty_filter(make: Make) -> None:
         with pytest.raises(StoreInputError, match="non-empty filter"):
             store.delete_where(empty)
     assert store.count() == 30
+
+
+@pytest.mark.parametrize("fusion", ["mean", "max", "rrf", "dbsf"])
+def test_search_many_answers_as_search_does_query_by_query(make: Make, fusion: str) -> None:
+    # mixed stream sets: audio+video (the fused vector), audio alone, text+image (per-stream candidates)
+    store = make("many")
+    rng = np.random.default_rng(1)
+    kinds = [("audio", "video"), ("audio",), ("text", "image"), ("video",)]
+    ids = [f"p{i}" for i in range(40)]
+    vectors = [{s: rng.normal(size=DIM) for s in kinds[i % 4]} for i in range(40)]
+    store.upsert(ids, vectors, [{"metadata": {"n": i}} for i in range(40)])
+    queries = [rng.normal(size=DIM) for _ in range(6)]
+    options: dict = {"fusion": fusion, "limit": 7, "filter": {"metadata.n": list(range(0, 40, 2))}}
+    if fusion != "dbsf":
+        options["streams"] = ["audio", "video", "text"]
+    many = store.search_many(queries, **options)
+    alone = [store.search(q, **options) for q in queries]
+    assert [[h.id for h in hits] for hits in many] == [[h.id for h in hits] for hits in alone]
+    assert all(len(hits) == 7 for hits in many)
+    for got, want in zip(many, alone, strict=True):
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+        for a, b in zip(got, want, strict=True):
+            assert a.stream_scores == pytest.approx(b.stream_scores, abs=1e-6)
+    assert store.search_many([], **options) == []
+    with pytest.raises(StoreInputError):  # a bad query anywhere in the list is refused, as alone
+        store.search_many([queries[0], np.zeros(DIM + 1)], **options)
+
+
+def test_search_many_on_an_empty_collection_answers_every_query(make: Make) -> None:
+    assert make("nothing").search_many([np.ones(DIM), np.ones(DIM)]) == [[], []]

@@ -82,17 +82,19 @@ class ServeState:
             return function(*args)
 
     async def search(self, query: ServeQuery) -> list[dict[str, Any]]:
-        """Embed in the next micro-batch; search and write the JSON on the batch's thread."""
+        """Embed in the next micro-batch; search (one store call for the batch's queries with the
+        same options) and write the JSON on the batch's thread."""
 
-        def then(vector: np.ndarray) -> list[dict[str, Any]]:
-            hits = self._locked(
-                lambda: self.retriever.search_vector(
-                    vector, k=query.k, streams=query.streams, fusion=query.fusion
+        def then(vectors: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+            found = self._locked(
+                lambda: self.retriever.search_vectors(
+                    vectors, k=query.k, streams=query.streams, fusion=query.fusion
                 )
             )
-            return hits_payload(hits, self.sources)
+            return [hits_payload(hits, self.sources) for hits in found]
 
-        return await self.batcher.run(query.content, then)
+        key = (query.k, query.fusion, tuple(query.streams) if query.streams is not None else None)
+        return await self.batcher.run(query.content, then, key)
 
 
 def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> FastAPI:

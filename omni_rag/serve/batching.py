@@ -7,8 +7,9 @@ one by one, so the clients' next queries trickle in a millisecond or two apart, 
 wait they would be cut into many small passes. At 64 clients one pass embeds dozens of queries,
 far cheaper than dozens of passes.
 
-Each query's follow-up (the store search and its JSON) runs on the same thread right after the
-pass, and a batch's answers are released together, so clients answered together ask again
+The follow-up (the store search and its JSON) runs on the same thread right after the pass, once
+for all the batch's queries that share a key (the same search options): one store call for them,
+not one each. A batch's answers are released together, so clients answered together ask again
 together.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -47,10 +48,15 @@ class BatchStats:
 T = TypeVar("T")
 
 
+#: A follow-up: results for a list of vectors, one per vector, in order.
+Then = Callable[[list[np.ndarray]], list[T]]
+
+
 @dataclass
 class _Pending(Generic[T]):
     query: Content
-    then: Callable[[np.ndarray], T]
+    then: Then[T]
+    key: Hashable
     future: asyncio.Future[T] = field(repr=False)
 
 
@@ -90,20 +96,24 @@ class QueryBatcher:
         Raises:
             OmniInputError: the query could not be embedded (unreadable media), naming why.
         """
-        return await self.run(query, lambda vector: vector)
+        return await self.run(query, lambda vectors: vectors)
 
-    async def run(self, query: Content, then: Callable[[np.ndarray], T]) -> T:
-        """``then(vector)`` for the query, called on the model's thread right after its batch's pass.
+    async def run(self, query: Content, then: Then[T], key: Hashable | None = None) -> T:
+        """The query's result from ``then``, called on the model's thread right after its batch's pass.
+
+        ``then`` gets the vectors of every query in the batch with an equal ``key`` (``None``: this
+        query alone) and returns one result per vector; queries sharing a key must be served
+        alike by either one's ``then``.
 
         Raises:
-            OmniInputError: the query could not be embedded; or whatever ``then`` raised.
+            OmniInputError: the query could not be embedded; or whatever ``then`` raised for it.
         """
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._serve())
         assert self._queue is not None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(query, then, future))
+        await self._queue.put(_Pending(query, then, key if key is not None else object(), future))
         return await future
 
     async def close(self) -> None:
@@ -149,16 +159,25 @@ class QueryBatcher:
         return batch
 
     def _process(self, batch: list[_Pending[Any]]) -> list[Any]:
-        """Embed the batch, then run each query's follow-up; a failure fails only its own query."""
-        outcomes: list[Any] = []
-        for pending, vector in zip(batch, self._embed([p.query for p in batch]), strict=True):
+        """Embed the batch, then run the follow-ups; a failure fails only its own query."""
+        outcomes: list[Any] = [None] * len(batch)
+        groups: dict[Hashable, list[tuple[int, np.ndarray]]] = {}
+        for number, vector in enumerate(self._embed([p.query for p in batch])):
             if isinstance(vector, OmniInputError):
-                outcomes.append(vector)
-                continue
+                outcomes[number] = vector
+            else:
+                groups.setdefault(batch[number].key, []).append((number, vector))
+        for members in groups.values():
+            then = batch[members[0][0]].then
             try:
-                outcomes.append(pending.then(vector))
+                results = then([vector for _, vector in members])
             except Exception as error:
-                outcomes.append(error)
+                if len(members) == 1:
+                    outcomes[members[0][0]] = error
+                    continue
+                results = [_alone(then, vector) for _, vector in members]  # find whose it was
+            for (number, _), result in zip(members, results, strict=True):
+                outcomes[number] = result
         return outcomes
 
     def _embed(self, queries: list[Content]) -> list[np.ndarray | OmniInputError]:
@@ -176,3 +195,10 @@ class QueryBatcher:
                 reason = failure.reason if failure is not None else "could not be embedded"
                 out.append(OmniInputError(reason, field=field_name))
         return out
+
+
+def _alone(then: Then[T], vector: np.ndarray) -> T | Exception:
+    try:
+        return then([vector])[0]
+    except Exception as error:
+        return error

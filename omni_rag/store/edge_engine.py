@@ -28,6 +28,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -206,7 +207,9 @@ class EdgeEngine:
         return self._stream_sets
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
-        batch = qe.QueryBatchRequest(queries=[_query_request(r) for r in requests])
+        # requests often share a filter object (a query's candidates, rescored stream by stream)
+        filters: dict[int, qe.Filter | None] = {}
+        batch = qe.QueryBatchRequest(queries=[_query_request(r, filters) for r in requests])
         return [[_record(p) for p in points] for points in self._require().query_batch(batch)]
 
     def fused(self, query: FusedQuery) -> list[EngineRecord]:
@@ -398,11 +401,15 @@ def _engine_error(error: Exception, root: Path) -> StoreError:
     return StoreError(f"Qdrant Edge failed on the store at {root}: {error}")
 
 
-def _query_request(request: Nearest) -> qe.QueryRequest:
+def _query_request(request: Nearest, filters: dict[int, qe.Filter | None]) -> qe.QueryRequest:
+    """The request for Edge; ``filters`` holds the call's translated filters by object identity."""
+    key = id(request.filter)
+    if key not in filters:
+        filters[key] = to_edge_filter(request.filter)
     return qe.QueryRequest(
         limit=request.limit,
         query=qe.Query.Nearest(request.vector.tolist(), using=request.using),
-        filter=to_edge_filter(request.filter),
+        filter=filters[key],
         params=_search_params(request),
         with_payload=request.with_payload,
         with_vector=False,
@@ -425,12 +432,13 @@ def _prefetch(request: Nearest) -> qe.Prefetch:
 
 
 def _record(point: Any) -> EngineRecord:
-    vectors = point.vector if isinstance(point.vector, Mapping) else {}
+    # each attribute read converts from Rust again: read each once (searches build thousands)
+    vector, payload, score = point.vector, point.payload, getattr(point, "score", None)
     return EngineRecord(
         id=str(point.id),
-        payload=dict(point.payload or {}),
-        vectors={k: np.asarray(v, dtype=np.float32) for k, v in vectors.items()},
-        score=float(point.score) if hasattr(point, "score") else None,
+        payload=dict(payload) if payload else {},
+        vectors={k: np.asarray(v, dtype=np.float32) for k, v in vector.items()} if vector else {},
+        score=float(score) if score is not None else None,
     )
 
 
@@ -452,6 +460,15 @@ def to_edge_filter(filter: models.Filter | None) -> qe.Filter | None:
     return qe.Filter(must=many(filter.must), should=many(filter.should), must_not=many(filter.must_not))
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _canonical_id(point_id: Any) -> str:
+    """A point id as Edge stores it; ids the engine returned are already in that form (the fast path)."""
+    text = str(point_id)
+    return text if _CANONICAL_UUID.fullmatch(text) else str(uuid.UUID(text))
+
+
 def _condition(condition: Any) -> Any:
     if isinstance(condition, models.Filter):
         return to_edge_filter(condition)
@@ -460,7 +477,7 @@ def _condition(condition: Any) -> Any:
     if isinstance(condition, models.IsEmptyCondition):
         return qe.IsEmptyCondition(key=condition.is_empty.key)
     if isinstance(condition, models.HasIdCondition):
-        return qe.HasIdCondition(point_ids={str(uuid.UUID(str(i))) for i in condition.has_id})
+        return qe.HasIdCondition(point_ids={_canonical_id(i) for i in condition.has_id})
     if isinstance(condition, models.FieldCondition):
         match, rng = condition.match, condition.range
         if isinstance(match, models.MatchValue):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import models
@@ -46,6 +48,47 @@ from omni_rag.store.planning import (
     mean_requests,
 )
 from omni_rag.store.validation import check_hnsw_ef, check_oversampling, check_query
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """One search call's options, shared by every query of :meth:`StoreSearch.search_many`."""
+
+    streams: Sequence[str] | None
+    fusion: FusionMode
+    weights: Mapping[str, float] | None
+    limit: int
+    filter: FilterLike | None
+    oversampling: float | None
+    hnsw_ef: int | None
+    exact: bool
+
+    def plan_args(self) -> tuple[Any, ...]:
+        """The arguments :meth:`StoreSearch._plan` takes after the query vector."""
+        return (
+            self.streams,
+            self.fusion,
+            self.weights,
+            self.limit,
+            self.filter,
+            self.oversampling,
+            self.hnsw_ef,
+            self.exact,
+        )
+
+
+def _fused_hits(
+    plan: Plan, records: list[EngineRecord], scores: np.ndarray, mode: Literal["mean", "max"]
+) -> list[Hit]:
+    """Hits from exact per-stream scores, best first (ties by id); points with no selected stream go."""
+    fused = fuse(scores, plan.weights, mode)
+    hits = [
+        make_hit(record, float(fused[i]), scores[i], plan.streams)
+        for i, record in enumerate(records)
+        if not np.isnan(fused[i])
+    ]
+    hits.sort(key=lambda h: (-h.score, h.id))
+    return hits
 
 
 class StoreSearch:
@@ -97,14 +140,44 @@ class StoreSearch:
         Returns:
             Hits, best first; ``[]`` when the collection is empty or not created yet.
         """
-        plan = self._plan(query_vector, streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
-        if plan is None:
-            return []
-        limit = self._clamped(limit)
-        per_query = math.ceil(limit * plan.oversampling)
-        if fusion in ("rrf", "dbsf"):
-            return self._native_hits(plan, fusion, limit, per_query, weights is not None)
-        return self._exact_hits(plan, fusion, per_query, keep=limit if fusion == "mean" else None)[:limit]
+        options = SearchOptions(streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
+        return self._search_all([query_vector], options)[0]
+
+    def search_many(
+        self,
+        query_vectors: Sequence[np.ndarray],
+        *,
+        streams: Sequence[str] | None = None,
+        fusion: FusionMode = "mean",
+        weights: Mapping[str, float] | None = None,
+        limit: int = 10,
+        filter: FilterLike | None = None,
+        oversampling: float | None = None,
+        hnsw_ef: int | None = None,
+        exact: bool = False,
+    ) -> list[list[Hit]]:
+        """:meth:`search` for several queries with the same options, hits per query in input order.
+
+        The same hits as one :meth:`search` per query, with one engine request batch for all of
+        them: each engine call hands its work to the engine's own threads and waits, and on a busy
+        machine that hand-off, paid per call, cost more than searching (``omni-rag serve`` searches
+        a micro-batch of queries this way).
+        """
+        options = SearchOptions(streams, fusion, weights, limit, filter, oversampling, hnsw_ef, exact)
+        return self._search_all(list(query_vectors), options)
+
+    def _search_all(self, query_vectors: list[np.ndarray], options: SearchOptions) -> list[list[Hit]]:
+        plans = [self._plan(q, *options.plan_args()) for q in query_vectors]
+        if not plans or plans[0] is None:
+            return [[] for _ in query_vectors]  # nothing stored yet: the same for every query
+        ready = [plan for plan in plans if plan is not None]
+        limit = self._clamped(options.limit)
+        per_query = math.ceil(limit * ready[0].oversampling)
+        if options.fusion in ("rrf", "dbsf"):
+            weighted = options.weights is not None
+            return [self._native_hits(plan, options.fusion, limit, per_query, weighted) for plan in ready]
+        keep = limit if options.fusion == "mean" else None
+        return [hits[:limit] for hits in self._exact_hits_many(ready, options.fusion, per_query, keep)]
 
     def search_groups(
         self,
@@ -197,58 +270,70 @@ class StoreSearch:
         return Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
 
     def _exact_hits(self, plan: Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
+        return self._exact_hits_many([plan], fusion, per_query, keep)[0]
+
+    def _exact_hits_many(
+        self, plans: Sequence[Plan], fusion: str, per_query: int, keep: int | None = None
+    ) -> list[list[Hit]]:
         """Index candidates (per stream combination for mean, per stream for max), scored exactly.
 
         Candidates whose index score already is their fused score (one stream, or the audio+video
         fused vector) come as bare ids; only the best ``keep`` (all when ``None``) get their payload
-        and their exact per-stream scores (:attr:`Hit.stream_scores`).
+        and their exact per-stream scores (:attr:`Hit.stream_scores`). Every plan's requests go to
+        the engine in one batch, then every plan's rescoring in another.
         """
-        requests = mean_requests(plan, per_query) if fusion == "mean" else max_requests(plan, per_query)
-        if any(r.with_payload for r in requests):
-            keep = None  # per-stream candidates carry no fused score to pick the best by: rescore all
-        seen: dict[str, EngineRecord] = {}
-        for results in self._engine.nearest(requests) if requests else []:
-            for record in results:
-                seen.setdefault(record.id, record)
-        records = self._with_payload(best(list(seen.values()), keep))
-        scores = self._stream_scores(plan, records)
-        fused = fuse(scores, plan.weights, "max" if fusion == "max" else "mean")
-        hits = [
-            make_hit(record, float(fused[i]), scores[i], plan.streams)
-            for i, record in enumerate(records)
-            if not np.isnan(fused[i])
+        make = mean_requests if fusion == "mean" else max_requests
+        requests = [make(plan, per_query) for plan in plans]
+        results = iter(self._engine.nearest([r for rs in requests for r in rs]) if any(requests) else [])
+        candidates: list[list[EngineRecord]] = []
+        for own in requests:
+            seen: dict[str, EngineRecord] = {}
+            for _ in own:
+                for record in next(results):
+                    seen.setdefault(record.id, record)
+            # per-stream candidates carry no fused score to pick the best by: rescore all
+            candidates.append(best(list(seen.values()), None if any(r.with_payload for r in own) else keep))
+        candidates = self._with_payload(candidates)
+        scores = self._stream_scores(plans, candidates)
+        mode: Literal["mean", "max"] = "max" if fusion == "max" else "mean"
+        return [
+            _fused_hits(plan, records, table, mode)
+            for plan, records, table in zip(plans, candidates, scores, strict=True)
         ]
-        hits.sort(key=lambda h: (-h.score, h.id))
-        return hits
 
-    def _with_payload(self, records: list[EngineRecord]) -> list[EngineRecord]:
-        missing = [r.id for r in records if not r.payload]
+    def _with_payload(self, lists: list[list[EngineRecord]]) -> list[list[EngineRecord]]:
+        missing = list(dict.fromkeys(r.id for records in lists for r in records if not r.payload))
         if not missing:
-            return records
+            return lists
         fetched = {r.id: r for r in self._engine.retrieve(missing, with_vectors=False)}
-        return [fetched.get(r.id, r) if not r.payload else r for r in records]
+        return [[fetched.get(r.id, r) if not r.payload else r for r in records] for records in lists]
 
-    def _stream_scores(self, plan: Plan, records: Sequence[EngineRecord]) -> np.ndarray:
-        """Exact cosine per candidate and stream (``NaN`` where a point lacks the stream).
+    def _stream_scores(self, plans: Sequence[Plan], lists: Sequence[list[EngineRecord]]) -> list[np.ndarray]:
+        """Exact cosine per candidate and stream (``NaN`` where a point lacks the stream), per plan.
 
         The engine scores the candidates itself (an exact search restricted to their ids, on the
         float32 originals): the same numbers as fetching the vectors and scoring them here, without
         shipping 8 KB per stream per candidate, which cost more than the index search.
         """
-        out = np.full((len(records), len(plan.streams)), np.nan, dtype=np.float64)
-        searched = [j for j, s in enumerate(plan.streams) if s in plan.present]
-        if not records or not searched:
-            return out
-        row = {r.id: i for i, r in enumerate(records)}
-        only = models.Filter(must=[models.HasIdCondition(has_id=list(row))])
-        requests = [
-            Nearest(plan.streams[j], plan.query, len(records), only, exact=True, with_payload=False)
-            for j in searched
-        ]
-        for j, results in zip(searched, self._engine.nearest(requests), strict=True):
+        tables = [np.full((len(r), len(p.streams)), np.nan) for p, r in zip(plans, lists, strict=True)]
+        asked: list[tuple[int, int]] = []  # (plan, stream column) of each request
+        requests: list[Nearest] = []
+        for number, (plan, records) in enumerate(zip(plans, lists, strict=True)):
+            if not records:
+                continue
+            only = models.Filter(must=[models.HasIdCondition(has_id=[r.id for r in records])])
+            for j, stream in enumerate(plan.streams):
+                if stream in plan.present:
+                    asked.append((number, j))
+                    requests.append(
+                        Nearest(stream, plan.query, len(records), only, exact=True, with_payload=False)
+                    )
+        rows = [{r.id: i for i, r in enumerate(records)} for records in lists]
+        answers = self._engine.nearest(requests) if requests else []
+        for (number, j), results in zip(asked, answers, strict=True):
             for record in results:
-                out[row[record.id], j] = record.score
-        return out
+                tables[number][rows[number][record.id], j] = record.score
+        return tables
 
     def _native_hits(self, plan: Plan, fusion: str, limit: int, per_query: int, weighted: bool) -> list[Hit]:
         # streams no point has would add empty lists: leaving them out changes no fused score
@@ -262,5 +347,7 @@ class StoreSearch:
             weights=tuple(float(w) for _, w in searched) if weighted else None,
         )
         records = self._engine.fused(query)
-        scores = self._stream_scores(plan, records)
-        return [make_hit(r, float(r.score or 0.0), scores[i], plan.streams) for i, r in enumerate(records)]
+        scores = self._stream_scores([plan], [records])[0]
+        hits = [make_hit(r, float(r.score or 0.0), scores[i], plan.streams) for i, r in enumerate(records)]
+        hits.sort(key=lambda h: (-h.score, h.id))  # rank fusion ties often; the engine orders them at random
+        return hits
