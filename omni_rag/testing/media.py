@@ -201,7 +201,8 @@ def make_audio_with_cover(path: str | Path, seconds: float = 1.0, *, seed: int =
         assert isinstance(pic, av.VideoStream)
         pic.width, pic.height = 32, 32
         pic.pix_fmt = "rgb24"
-        pic.disposition = av.stream.Disposition.attached_pic
+        # an int: PyAV before 18 takes no Disposition member here
+        pic.disposition = av.stream.Disposition.attached_pic.value  # type: ignore[assignment]
         packet = av.Packet(cover.getvalue())
         packet.stream = pic
         packet.pts = packet.dts = 0

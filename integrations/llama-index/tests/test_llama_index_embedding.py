@@ -26,7 +26,7 @@ def test_shares_the_given_embedder(embed_model: OmniEmbedding, embedder: Any) ->
     assert embed_model.embedder is embedder
     assert embed_model.model_name == embedder.model_id
     assert embed_model.class_name() == "OmniEmbedding"
-    assert embed_model.to_payload()["class_name"] == "OmniEmbedding"
+    assert embed_model.to_dict()["class_name"] == "OmniEmbedding"
 
 
 def test_loads_from_a_model_name(checkpoint: Path, embedder: Any) -> None:
