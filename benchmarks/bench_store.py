@@ -263,6 +263,7 @@ def run_store(
             store.optimize()
             result.build_s = time.perf_counter() - t0
         print(f"  {name:<14} index build {result.build_s:.1f} s", flush=True)
+    print(f"  {name:<14} {store.index_info()}", flush=True)
     kwargs = dict(MODES)
 
     def search(q: np.ndarray, label: str) -> list[int]:
