@@ -70,10 +70,8 @@ INDEX_THRESHOLD = 2_000
 
 #: Points in a segment past which Edge merges nothing more into it: a build after 1,000 new points
 #: indexes them (merged with other small segments), never the collection's large segments again.
-#: Merges stop once the next would pass it, so a store kept this way holds about 2 x points / cap
-#: segments (4 at 20k points with a 10k cap, 11 with a 4k cap), and each is searched on its own:
-#: 50,000 keeps 100k points in a few segments, at worst a 50k rebuild when small ones merge.
-SEGMENT_POINTS = 50_000
+#: At 2048 d that is 320 MB of fused vectors; 100k points make about five such segments.
+SEGMENT_POINTS = 20_000
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +102,6 @@ class EdgeEngine:
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
         self._stream_sets: frozenset[str] | None = None
-        self._segments: int | None = None
         # the read server's threads and this process's writes take turns on the shard
         self.turn = threading.RLock()
         self._server: ReadServer | None = None
@@ -209,12 +206,6 @@ class EdgeEngine:
             self._stream_sets = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
         return self._stream_sets
 
-    def segment_count(self) -> int:
-        # cached like stream_sets, and dropped by every write and build
-        if self._segments is None:
-            self._segments = int(self._require().info().segments_count)
-        return self._segments
-
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         # requests often share a filter object (a query's candidates, rescored stream by stream)
         filters: dict[int, qe.Filter | None] = {}
@@ -277,7 +268,6 @@ class EdgeEngine:
 
     def drop(self) -> None:
         self._stream_sets = None
-        self._segments = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -333,7 +323,6 @@ class EdgeEngine:
             bar.update(1)
         self._marker.unlink(missing_ok=True)
         self._written = 0
-        self._segments = None
         if changed:
             logger.info(
                 "indexed %s (%d points written since the last build) in %.1f s",
@@ -344,7 +333,6 @@ class EdgeEngine:
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         self._stream_sets = None
-        self._segments = None
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")
