@@ -30,7 +30,7 @@ from omni_rag.store.models import (
     StoredPoint,
     Stream,
 )
-from omni_rag.store.store import OmniStore
+from omni_rag.store.store import OmniStore, store_or_open
 
 __all__ = [
     "FUSION_MODES",
@@ -58,5 +58,6 @@ __all__ = [
     "migrate_store",
     "point_id",
     "score_matrix",
+    "store_or_open",
     "to_filter",
 ]

@@ -168,9 +168,9 @@ class StoreSearch:
 
     def _search_all(self, query_vectors: list[np.ndarray], options: SearchOptions) -> list[list[Hit]]:
         plans = [self._plan(q, *options.plan_args()) for q in query_vectors]
-        if not plans or plans[0] is None:
-            return [[] for _ in query_vectors]  # nothing stored yet: the same for every query
         ready = [plan for plan in plans if plan is not None]
+        if len(ready) < len(plans) or not ready:
+            return [[] for _ in query_vectors]  # nothing stored yet: the same for every query
         limit = self._clamped(options.limit)
         per_query = math.ceil(limit * ready[0].oversampling)
         if options.fusion in ("rrf", "dbsf"):

@@ -23,6 +23,7 @@ Design choices (each one is a place where an alternative was weighed):
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -422,6 +423,26 @@ class OmniStore(StoreSearch):
 
     def __repr__(self) -> str:
         return f"OmniStore(collection={self.collection!r}, engine={self.engine!r}, dim={self._dim})"
+
+
+def store_or_open(
+    collection: str,
+    *,
+    store: OmniStore | None = None,
+    path: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    client: QdrantClient | None = None,
+) -> OmniStore:
+    """The caller's ``store``, else one opened from the connection arguments.
+
+    The framework vector stores take either, as langchain-qdrant and LlamaIndex's Qdrant store do.
+    """
+    if store is not None:
+        return store
+    return OmniStore(
+        collection, path=os.fspath(path) if path else None, url=url, api_key=api_key, client=client
+    )
 
 
 def _make_engine(

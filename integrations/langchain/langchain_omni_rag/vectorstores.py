@@ -38,7 +38,7 @@ from omni_rag.indexing import AddResult, claim_collection
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
-from omni_rag.store import FusionMode, Hit, OmniStore
+from omni_rag.store import FusionMode, Hit, OmniStore, store_or_open
 
 #: Keywords of :meth:`omni_rag.store.OmniStore.search` a search call may pass through.
 SEARCH_OPTIONS = ("fusion", "streams", "weights", "oversampling", "hnsw_ef", "exact")
@@ -89,16 +89,8 @@ class OmniVectorStore(VectorStore):
         embedder: OmniEmbedder | None = None,
     ) -> None:
         self._embedding = embedding
-        self.store = (
-            store
-            if store is not None
-            else OmniStore(
-                collection_name,
-                path=os.fspath(path) if path else None,
-                url=url,
-                api_key=api_key,
-                client=client,
-            )
+        self.store = store_or_open(
+            collection_name, store=store, path=path, url=url, api_key=api_key, client=client
         )
         self.fusion: FusionMode = fusion
         self.streams = list(streams) if streams is not None else None

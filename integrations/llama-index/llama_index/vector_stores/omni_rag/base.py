@@ -44,7 +44,7 @@ from omni_rag.indexing import AddResult, claim_collection, model_info
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
-from omni_rag.store import FusionMode, OmniStore
+from omni_rag.store import FusionMode, OmniStore, store_or_open
 
 #: Keywords of :meth:`omni_rag.store.OmniStore.search` a query may pass (``vector_store_kwargs``).
 SEARCH_OPTIONS = ("fusion", "streams", "weights", "oversampling", "hnsw_ef", "exact")
@@ -122,16 +122,8 @@ class OmniVectorStore(BasePydanticVectorStore):
             "weights": dict(weights) if weights is not None else None,
         }
         super().__init__(**fields)
-        self._store = (
-            store
-            if store is not None
-            else OmniStore(
-                collection_name,
-                path=os.fspath(path) if path else None,
-                url=url,
-                api_key=api_key,
-                client=client,
-            )
+        self._store = store_or_open(
+            collection_name, store=store, path=path, url=url, api_key=api_key, client=client
         )
         self._embedder = embed_model.embedder if embed_model is not None else None
         self._segment = segment
