@@ -44,6 +44,7 @@ from omni_rag.store.planning import (
     add_to_groups,
     best,
     excluding,
+    fused_effort,
     max_requests,
     mean_requests,
 )
@@ -267,7 +268,10 @@ class StoreSearch:
         sets = tuple(streams_in_set(v) for v in sorted(self._engine.stream_sets()))
         if not sets:
             return None
-        return Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
+        fused_ef = fused_effort(self._engine.segment_count())
+        return Plan(
+            unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets, fused_ef
+        )
 
     def _exact_hits(self, plan: Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
         return self._exact_hits_many([plan], fusion, per_query, keep)[0]

@@ -41,6 +41,7 @@ READS = frozenset(
         "retrieve",
         "count",
         "stream_sets",
+        "segment_count",
         "nearest",
         "fused",
         "scroll",
