@@ -64,7 +64,7 @@ def test_below_the_threshold_points_are_searched_exactly_and_optimize_indexes_th
 def test_a_store_kept_by_builds_searches_its_segments_with_the_effort_meant_for_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # segments capped at 100 points (50,000 by default): every build adds one; the fused query's
+    # segments capped at 100 points (20,000 by default): every build adds one; the fused query's
     # effort follows the segment count the engine reports, read again after each write and build
     monkeypatch.setattr(edge_engine, "SEGMENT_POINTS", 100)
     rng = np.random.default_rng(2)
