@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from omni_rag.retriever import OmniRetriever
-from omni_rag.store import OmniStore, StoreInputError, edge_engine
-from omni_rag.store.planning import FUSED_HNSW_EF, fused_effort
+from omni_rag.store import OmniStore, StoreInputError
 
 DIM = 256
 
@@ -59,31 +58,6 @@ def test_below_the_threshold_points_are_searched_exactly_and_optimize_indexes_th
         store.optimize(show_progress_bar=False)
         assert store.index_info().indexed_vectors >= 300
         assert store.search(audio[7], limit=1)[0].id == "7"
-
-
-def test_a_store_kept_by_builds_searches_its_segments_with_the_effort_meant_for_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # segments capped at 100 points (20,000 by default): every build adds one; the fused query's
-    # effort follows the segment count the engine reports, read again after each write and build
-    monkeypatch.setattr(edge_engine, "SEGMENT_POINTS", 100)
-    rng = np.random.default_rng(2)
-    audio, video = _unit(rng, 400), _unit(rng, 400)
-    with OmniStore("kept", path=str(tmp_path / "db"), index_threshold=100) as store:
-        engine = store._engine
-        counts = []
-        for start in range(0, 400, 100):
-            ids = [str(i) for i in range(start, start + 100)]
-            store.upsert(ids, [{"audio": audio[i], "video": video[i]} for i in range(start, start + 100)])
-            assert engine.segment_count() == store.index_info().segments  # not a stale count
-            counts.append(engine.segment_count())
-        assert counts[-1] > 2 and fused_effort(counts[-1]) == FUSED_HNSW_EF // 2
-        assert fused_effort(2) == FUSED_HNSW_EF  # one built segment and the empty one for writes
-        for i in (3, 150, 399):
-            hits = store.search(audio[i] + video[i], limit=10)
-            assert [h.id for h in hits] == [
-                h.id for h in store.search(audio[i] + video[i], limit=10, exact=True)
-            ]
 
 
 def test_index_threshold_is_checked() -> None:

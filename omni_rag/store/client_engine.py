@@ -113,10 +113,6 @@ class ClientEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=filter, exact=True).count)
 
-    def segment_count(self) -> int:
-        # a server searches its segments in parallel; local mode has no index to split
-        return 1
-
     def stream_sets(self) -> frozenset[str]:
         # asked each time: other clients may write to a server between two searches
         response = self.client.facet(self.collection, key=PayloadKey.STREAM_SET, limit=16, exact=True)

@@ -72,9 +72,8 @@ INDEX_THRESHOLD = 2_000
 #: indexes them (merged with other small segments), never the collection's large segments again.
 #: At 2048 d that is 320 MB of fused vectors. Merges stop once the next would pass it, so a store
 #: kept this way holds about 2 x points / cap segments (4 at 20k points with a 10k cap, 11 with a 4k
-#: cap: benchmarks/bench_store_segments.py), each searched on its own, at a lower effort past two
-#: (:func:`~omni_rag.store.planning.fused_effort`). A 50k cap kept fewer, but its merges needed
-#: 4-5 GiB of free disk each, more than this project's machines had.
+#: cap: benchmarks/bench_store_segments.py), each searched on its own. A 50k cap kept fewer, but
+#: its merges needed 4-5 GiB of free disk each, more than this project's machines had.
 SEGMENT_POINTS = 20_000
 
 logger = logging.getLogger(__name__)
@@ -106,7 +105,6 @@ class EdgeEngine:
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
         self._stream_sets: frozenset[str] | None = None
-        self._segments: int | None = None
         # the read server's threads and this process's writes take turns on the shard
         self.turn = threading.RLock()
         self._server: ReadServer | None = None
@@ -211,12 +209,6 @@ class EdgeEngine:
             self._stream_sets = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
         return self._stream_sets
 
-    def segment_count(self) -> int:
-        # cached like stream_sets, and dropped by every write and build
-        if self._segments is None:
-            self._segments = int(self._require().info().segments_count)
-        return self._segments
-
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         # requests often share a filter object (a query's candidates, rescored stream by stream)
         filters: dict[int, qe.Filter | None] = {}
@@ -279,7 +271,6 @@ class EdgeEngine:
 
     def drop(self) -> None:
         self._stream_sets = None
-        self._segments = None
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -335,7 +326,6 @@ class EdgeEngine:
             bar.update(1)
         self._marker.unlink(missing_ok=True)
         self._written = 0
-        self._segments = None
         if changed:
             logger.info(
                 "indexed %s (%d points written since the last build) in %.1f s",
@@ -346,7 +336,6 @@ class EdgeEngine:
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         self._stream_sets = None
-        self._segments = None
         shard = self._open()
         if shard is None:
             raise StoreWriteError(f"write to collection {self.collection!r} failed: it no longer exists")

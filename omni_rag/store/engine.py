@@ -156,10 +156,6 @@ class Engine(Protocol):
         """The ``stream_set`` values points have: index queries for other combinations find nothing."""
         ...
 
-    def segment_count(self) -> int:
-        """Segments a search visits one by one (an engine that searches them in parallel says 1)."""
-        ...
-
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         """One result list per request, best first, answered as one batch."""
         ...

@@ -52,17 +52,6 @@ GROUP_ROUNDS = 8
 FUSED_HNSW_EF = 256
 
 
-def fused_effort(segments: int) -> int:
-    """The fused query's effort on a collection of ``segments`` (each searched on its own).
-
-    A store that keeps its index as points arrive holds several smaller segments (a full build,
-    one large one and an empty one for new writes). A smaller graph reaches the same recall with
-    less effort, and every segment pays it: at 20k points in 4 segments, effort 128 found 0.977
-    of the exact top 10 in 6.5 ms where 256 took 11.0 ms (``benchmarks/bench_store_segments.py``).
-    """
-    return FUSED_HNSW_EF if segments <= 2 else FUSED_HNSW_EF // 2
-
-
 @dataclass(frozen=True)
 class Plan:
     """A validated query: what every search path needs."""
@@ -75,8 +64,6 @@ class Plan:
     hnsw_ef: int | None
     exact: bool
     sets: tuple[frozenset[str], ...] = (frozenset(STREAMS),)
-    #: Effort of the fused audio+video query when the caller set none (:func:`fused_effort`).
-    fused_ef: int = FUSED_HNSW_EF
 
     @cached_property
     def present(self) -> frozenset[str]:
@@ -113,7 +100,7 @@ def mean_requests(plan: Plan, per_query: int) -> list[Nearest]:
     when every point qualifies), so every point is scored by the mean over the selected streams it
     has, as documented, and a combination no point has costs no query. A single stream searches
     its own cosine vector; audio+video searches the fused vector with the query blocks weighted
-    w / Σ_U w (one HNSW search for the exact weighted mean, at :attr:`Plan.fused_ef` unless the
+    w / Σ_U w (one HNSW search for the exact weighted mean, at :data:`FUSED_HNSW_EF` unless the
     caller set the effort); other combinations, which only items mixing text or an image with
     audio/video have, take each stream's candidates (as ``max`` does). Candidates are rescored
     exactly by the caller.
@@ -134,7 +121,7 @@ def mean_requests(plan: Plan, per_query: int) -> list[Nearest]:
                 total = weight["audio"] + weight["video"]
                 blocks = np.concatenate([plan.query * (weight[s] / total) for s in FUSED_STREAMS])
                 fused = plan.nearest(FUSED, blocks, per_query, only, fused=True)
-                requests.append(fused if plan.hnsw_ef is not None else replace(fused, hnsw_ef=plan.fused_ef))
+                requests.append(fused if plan.hnsw_ef is not None else replace(fused, hnsw_ef=FUSED_HNSW_EF))
             else:  # text/image with other streams (only Python callers make these): per-stream candidates
                 requests.extend(plan.nearest(s, plan.query, per_query, only) for s in used)
     return requests

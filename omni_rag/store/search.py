@@ -44,7 +44,6 @@ from omni_rag.store.planning import (
     add_to_groups,
     best,
     excluding,
-    fused_effort,
     max_requests,
     mean_requests,
 )
@@ -268,10 +267,7 @@ class StoreSearch:
         sets = tuple(streams_in_set(v) for v in sorted(self._engine.stream_sets()))
         if not sets:
             return None
-        fused_ef = fused_effort(self._engine.segment_count())
-        return Plan(
-            unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets, fused_ef
-        )
+        return Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
 
     def _exact_hits(self, plan: Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
         return self._exact_hits_many([plan], fusion, per_query, keep)[0]

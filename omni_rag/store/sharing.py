@@ -41,7 +41,6 @@ READS = frozenset(
         "retrieve",
         "count",
         "stream_sets",
-        "segment_count",
         "nearest",
         "fused",
         "scroll",
