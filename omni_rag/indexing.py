@@ -177,6 +177,7 @@ class MediaItems:
             unchanged_items=[at[i] for i in result.unchanged_items],
             duplicates={at[i]: at[j] for i, j in result.duplicates.items()},
             crashed={at[i]: reason for i, reason in result.crashed.items()},
+            item_ids={at[i]: item_id for i, item_id in result.item_ids.items()},
         )
 
 
@@ -366,10 +367,39 @@ def delete_stale(store: OmniStore, written: Sequence[PlannedPoint]) -> None:
     # one round trip tells which whole items were segmented before
     segmented_before = [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p]
     for item_id, first in [*parents.items(), *((i, 0) for i in segmented_before)]:
+        store.delete(segment_ids(store, [item_id], first))
+
+
+def segment_ids(store: OmniStore, item_ids: Sequence[str], first: int = 0) -> list[str]:
+    """The stored segment ids ``<id>#<k>`` (from ``k = first``) of these items.
+
+    Segments carry no parent id in their payload, so they are found as indexing writes them:
+    numbered from 0 without gaps, read :data:`_PROBE` ids a round.
+    """
+    found: list[str] = []
+    for item_id in dict.fromkeys(i for i in item_ids if "#" not in i):
         k = first
-        while stale := [p.id for p in store.get([f"{item_id}#{j}" for j in range(k, k + _PROBE)]) if p]:
-            store.delete(stale)
+        while batch := [p.id for p in store.get([f"{item_id}#{j}" for j in range(k, k + _PROBE)]) if p]:
+            found += batch
             k += _PROBE
+    return found
+
+
+def with_segments(store: OmniStore, item_ids: Sequence[str]) -> list[str]:
+    """These ids (once each), then the stored segment ids of the items among them."""
+    ids = list(dict.fromkeys(item_ids))
+    whole = [i for i in ids if "#" not in i]
+    # one round trip tells which items have segments
+    segmented = [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p]
+    return ids + segment_ids(store, segmented)
+
+
+def delete_items(store: OmniStore, item_ids: Sequence[str]) -> int:
+    """Delete items by id, each with its segments; returns the points deleted (unknown ids count 0)."""
+    ids = with_segments(store, item_ids)
+    stored = [i for i, p in zip(ids, store.get(ids), strict=True) if p is not None]
+    store.delete(stored)
+    return len(stored)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from omni_rag.indexing import (
     LocalCopies,
     begin_add,
     content_id,
+    delete_items,
     embed_chunk,
     fingerprint_cosine,
     media_items,
@@ -265,6 +266,18 @@ class OmniRetriever:
         return index_folder(
             self, scan, chunk=max(1, batch_size), policy=resolve_policy(segment), keep_missing=keep_missing
         )
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete items by the ids :meth:`add` gave them, each with its segments ``<id>#<k>``.
+
+        Unknown ids are ignored; a segment id (``<id>#<k>``) deletes that segment alone.
+
+        Returns:
+            The points deleted.
+        """
+        if isinstance(ids, str):
+            raise TypeError("ids must be a sequence of strings, not one string")
+        return delete_items(self.store, ids)
 
     # -- searching --------------------------------------------------------------------------------
 

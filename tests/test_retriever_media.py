@@ -27,6 +27,9 @@ def test_bad_paths_are_reported_and_good_items_kept(embedder: Any, media_dir: Pa
     (point,) = retriever.store.get([content_id(clip)])
     assert point is not None and sorted(point.vectors) == ["audio", "video"]  # probed: the soundtrack too
     assert point.payload["metadata"]["name"] == "clip.mp4"
+    # the ids of the items, by the caller's indices: what deleting an item by path needs
+    assert result.item_ids == {0: content_id(clip), 3: content_id(Content(text="plain text stays text"))}
+    assert retriever.delete([result.item_ids[0]]) == 1 and retriever.store.count() == 1
     with pytest.raises(OmniInputError, match="no such file") as raised:
         retriever.add_media(items)
     assert raised.value.index == 1

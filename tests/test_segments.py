@@ -314,4 +314,11 @@ def test_re_adding_is_a_no_op_and_a_new_plan_replaces_stale_segments(
         "w#1",
     ]
     assert store.get(["w"]) == [None] and store.count() == 2  # segmented again: the whole point goes
+    # deleting by the item's id removes its segments, and nothing else
+    other.add([Content(audio=wave[:16000])], ids=["short"], segment=SegmentPolicy(window_s=20))
+    with pytest.raises(TypeError, match="not one string"):
+        other.delete("w")  # type: ignore[arg-type]
+    assert other.delete(["w", "missing", "w"]) == 2
+    assert [p.id for p in store.scroll()] == ["short"]
+    assert other.delete(["short"]) == 1 and store.count() == 0
     store.close()

@@ -34,7 +34,7 @@ from langchain_omni_rag.records import (
 from omni_rag import OmniEmbedder
 from omni_rag.content import ItemLike
 from omni_rag.hits import stored_hit
-from omni_rag.indexing import AddResult, claim_collection
+from omni_rag.indexing import AddResult, claim_collection, delete_items
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
@@ -168,14 +168,15 @@ class OmniVectorStore(VectorStore):
         return core.add_media(items, ids=ids, metadata=metadatas, errors=errors, segment=segment)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete points by id (unknown ids are ignored).
+        """Delete documents by id, and the segments ``<id>#<k>`` of items :meth:`add_media` cut
+        (unknown ids are ignored).
 
         Raises:
             ValueError: No ids (this store never deletes everything implicitly).
         """
         if ids is None or kwargs:
             raise ValueError("delete needs ids=[...]; no other arguments are accepted")
-        self.store.delete(list(ids))
+        delete_items(self.store, list(ids))
         return True
 
     def _write(self, ids: list[str], vectors: Sequence[Sequence[float]], payloads: list[dict]) -> None:

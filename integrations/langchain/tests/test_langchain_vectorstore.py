@@ -175,3 +175,8 @@ def test_a_recording_through_the_store_equals_omni_rag_index(
     assert_same_points({p.id: p for p in store.store.scroll()}, want)
     segment = store.get_by_ids([min(want)])[0]
     assert segment.metadata["segment_index"] == 0 and segment.metadata["name"] == "talk.mp4"
+    # the item's id deletes it whole: its segments carry ids <item id>#<k>
+    (item_id,) = result.item_ids.values()
+    store.add_texts(["kept"], ids=["other"])
+    assert store.delete([item_id]) is True
+    assert sorted(p.id for p in store.store.scroll()) == ["other"]

@@ -215,6 +215,12 @@ def test_a_recording_through_the_store_equals_omni_rag_index(
     assert [n.node_id for n in store.get_nodes(node_ids=[first])] == [first]
     store.delete_nodes(node_ids=[first])
     assert sorted(p.id for p in store.client.scroll()) == [max(want)]
+    # the item's id names all of it (its segments' ids are <item id>#<k>)
+    (item_id,) = result.item_ids.values()
+    store.add_media([cli_recording["path"]])
+    assert sorted(n.node_id for n in store.get_nodes(node_ids=[item_id])) == sorted(want)
+    store.delete_nodes(node_ids=[item_id])
+    assert store.client.count() == 0
 
     # the same file as a LlamaIndex node: the node's id, the CLI's segments and vectors
     as_node = OmniVectorStore(collection_name="node", embed_model=embed_model)

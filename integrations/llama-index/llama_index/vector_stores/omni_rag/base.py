@@ -40,7 +40,7 @@ from qdrant_client import QdrantClient, models
 from omni_rag import OmniEmbedder
 from omni_rag.content import ItemLike
 from omni_rag.hits import stored_hit
-from omni_rag.indexing import AddResult, claim_collection, model_info
+from omni_rag.indexing import AddResult, claim_collection, model_info, with_segments
 from omni_rag.retriever import OmniRetriever as CoreRetriever
 from omni_rag.retriever import check_model_info
 from omni_rag.segments import SegmentPolicy
@@ -216,12 +216,19 @@ class OmniVectorStore(BasePydanticVectorStore):
         """Delete nodes (and their segments) by id, by filter, or both (the nodes matching both)."""
         if delete_kwargs:
             raise TypeError(f"unexpected arguments {sorted(delete_kwargs)}")
-        selection = _selection(node_ids, None, filters)
-        if selection is None:
+        if node_ids is None and filters is None:
             raise ValueError("delete_nodes needs node_ids or filters; clear() deletes everything")
         if node_ids == []:
             return
+        selection = self._selection(node_ids, filters)
+        assert selection is not None
         self._store.delete_where(selection)
+
+    def _selection(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> models.Filter | None:
+        """Nodes by id (with the segments of media items :meth:`add_media` cut) and by filter."""
+        if node_ids is not None:
+            node_ids = with_segments(self._store, node_ids)
+        return _selection(node_ids, None, filters)
 
     def clear(self) -> None:
         """Delete the collection and every point in it."""
@@ -235,7 +242,7 @@ class OmniVectorStore(BasePydanticVectorStore):
         """Nodes (segments included) by id, by filter, or both; every node when neither is given."""
         if node_ids == []:
             return []
-        selection = _selection(node_ids, None, filters)
+        selection = self._selection(node_ids, filters)
         return [hit_to_node(stored_hit(p)) for p in self._store.scroll(filter=selection, with_vectors=False)]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
