@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,7 +89,16 @@ def streams_in_set(value: str) -> frozenset[str]:
 
 
 def in_stream_sets(values: Sequence[str]) -> models.Filter:
-    """Points whose streams are exactly one of ``values`` (``stream_set`` payload values)."""
+    """Points whose streams are exactly one of ``values`` (``stream_set`` payload values).
+
+    One shared object per combination (never modify it): a batch of queries then hands the engine
+    the same filter, which it translates once for all of them.
+    """
+    return _in_stream_sets(tuple(values))
+
+
+@functools.lru_cache(maxsize=256)
+def _in_stream_sets(values: tuple[str, ...]) -> models.Filter:
     match = models.MatchAny(any=list(values))  # type: ignore[arg-type]
     return models.Filter(must=[models.FieldCondition(key=PayloadKey.STREAM_SET, match=match)])
 
