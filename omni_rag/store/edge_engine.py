@@ -321,6 +321,10 @@ class EdgeEngine:
         ) as bar:
             try:
                 changed = shard.optimize()
+                # the segments a build replaced stay on disk until a flush retires them: without
+                # it a store kept by builds held 4x its size (2.6 GB for 10k points, 0.63 GB
+                # after), and Edge refused later builds for want of disk
+                shard.flush()
             except Exception as error:
                 raise StoreWriteError(f"building the index of {self.collection!r} failed: {error}") from error
             bar.update(1)
