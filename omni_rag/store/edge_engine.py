@@ -70,11 +70,12 @@ INDEX_THRESHOLD = 2_000
 
 #: Points in a segment past which Edge merges nothing more into it: a build after 1,000 new points
 #: indexes them (merged with other small segments), never the collection's large segments again.
-#: At 2048 d that is 320 MB of fused vectors. Merges stop once the next would pass it, so a store
-#: kept this way holds about 2 x points / cap segments (4 at 20k points with a 10k cap, 11 with a 4k
-#: cap: benchmarks/bench_store_segments.py), each searched on its own. A 50k cap kept fewer, but
-#: its merges needed 4-5 GiB of free disk each, more than this project's machines had.
-SEGMENT_POINTS = 20_000
+#: Merges stop once the next would pass it, so a store kept this way holds about 2 x points / cap
+#: segments, each searched on its own. At 100k points a 20k cap kept 7 segments and searched 2.0x
+#: slower than one optimize(); 50k keeps 4 and searched 1.11x, with a 1,000-point add indexed in
+#: 5.2 s (1.3 % of a full build; benchmarks/bench_store.py). At 2048 d a 50k merge needs about
+#: 4 GiB of free disk while it runs (Edge checks, and refuses the build when short).
+SEGMENT_POINTS = 50_000
 
 logger = logging.getLogger(__name__)
 
