@@ -364,9 +364,7 @@ def delete_stale(store: OmniStore, written: Sequence[PlannedPoint]) -> None:
     parents = {p.segment_of.item_id: p.segment_of.count for p in written if p.segment_of is not None}
     if parents:
         store.delete([i for i, p in zip(parents, store.get(list(parents)), strict=True) if p is not None])
-    # one round trip tells which whole items were segmented before
-    segmented_before = [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p]
-    for item_id, first in [*parents.items(), *((i, 0) for i in segmented_before)]:
+    for item_id, first in [*parents.items(), *((i, 0) for i in _segmented(store, whole))]:
         store.delete(segment_ids(store, [item_id], first))
 
 
@@ -385,21 +383,25 @@ def segment_ids(store: OmniStore, item_ids: Sequence[str], first: int = 0) -> li
     return found
 
 
+def _segmented(store: OmniStore, item_ids: Sequence[str]) -> list[str]:
+    """The items among ``item_ids`` whose first segment is stored: one round trip for all."""
+    whole = [i for i in item_ids if "#" not in i]
+    return [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p is not None]
+
+
 def with_segments(store: OmniStore, item_ids: Sequence[str]) -> list[str]:
     """These ids (once each), then the stored segment ids of the items among them."""
     ids = list(dict.fromkeys(item_ids))
-    whole = [i for i in ids if "#" not in i]
-    # one round trip tells which items have segments
-    segmented = [i for i, p in zip(whole, store.get([f"{i}#0" for i in whole]), strict=True) if p]
-    return ids + segment_ids(store, segmented)
+    return ids + segment_ids(store, _segmented(store, ids))
 
 
 def delete_items(store: OmniStore, item_ids: Sequence[str]) -> int:
     """Delete items by id, each with its segments; returns the points deleted (unknown ids count 0)."""
-    ids = with_segments(store, item_ids)
+    ids = list(dict.fromkeys(item_ids))
     stored = [i for i, p in zip(ids, store.get(ids), strict=True) if p is not None]
-    store.delete(stored)
-    return len(stored)
+    doomed = list(dict.fromkeys(stored + segment_ids(store, _segmented(store, ids))))
+    store.delete(doomed)
+    return len(doomed)
 
 
 @dataclass
