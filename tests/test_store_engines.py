@@ -30,6 +30,7 @@ from omni_rag.store import (
     StoreInputError,
     StoreLockedError,
     StoreWriteError,
+    planning,
     point_id,
 )
 from omni_rag.store.engine import FUSED
@@ -203,6 +204,24 @@ def test_mean_queries_only_the_stream_combinations_points_have(make: Make) -> No
     assert _mean_plan(s, ["audio", "video"]) == [(FUSED, None, FUSED_HNSW_EF)]
     plan = s._plan(_unit(rng), ["audio", "video"], "mean", None, 10, None, None, 64, False)
     assert plan is not None and [r.hnsw_ef for r in mean_requests(plan, 40)] == [64]
+
+
+def test_fused_effort_grows_with_the_audio_video_points_it_searches(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the points the fused query is filtered to count: audio-only points do not raise its effort."""
+    monkeypatch.setattr(planning, "LARGE_FUSED_POINTS", 12)
+    rng = np.random.default_rng(5)
+    s = make("effort")
+    s.upsert([f"av{i}" for i in range(12)], [{"audio": _unit(rng), "video": _unit(rng)} for _ in range(12)])
+    s.upsert([f"a{i}" for i in range(5)], [{"audio": _unit(rng)} for _ in range(5)])
+    assert dict(s._engine.stream_sets()) == {"audio": 5, "audio+video": 12}
+    assert _mean_plan(s, ["audio", "video"])[-1] == (FUSED, ["audio+video"], FUSED_HNSW_EF)
+    s.upsert(["av12"], [{"audio": _unit(rng), "video": _unit(rng)}])
+    assert dict(s._engine.stream_sets()) == {"audio": 5, "audio+video": 13}
+    assert _mean_plan(s, ["audio", "video"])[-1] == (FUSED, ["audio+video"], 2 * FUSED_HNSW_EF)
+    plan = s._plan(_unit(rng), ["audio", "video"], "mean", None, 10, None, None, 64, False)
+    assert plan is not None and [r.hnsw_ef for r in mean_requests(plan, 40)] == [64, 64]
 
 
 # ---------------------------------------------------------------- durability and locking

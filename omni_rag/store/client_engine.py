@@ -113,10 +113,10 @@ class ClientEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=filter, exact=True).count)
 
-    def stream_sets(self) -> frozenset[str]:
+    def stream_sets(self) -> Mapping[str, int]:
         # asked each time: other clients may write to a server between two searches
         response = self.client.facet(self.collection, key=PayloadKey.STREAM_SET, limit=16, exact=True)
-        return frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
+        return {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:
         batch = [

@@ -105,7 +105,7 @@ class EdgeEngine:
         self.folder = self.root / "edge" / collection
         self._lock: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None
-        self._stream_sets: frozenset[str] | None = None
+        self._stream_sets: dict[str, int] | None = None
         # the read server's threads and this process's writes take turns on the shard
         self.turn = threading.RLock()
         self._server: ReadServer | None = None
@@ -203,11 +203,11 @@ class EdgeEngine:
     def count(self, filter: models.Filter | None = None) -> int:
         return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
-    def stream_sets(self) -> frozenset[str]:
+    def stream_sets(self) -> Mapping[str, int]:
         # cached until this process writes: the folder lock keeps every other writer out
         if self._stream_sets is None:
             response = self._require().facet(qe.FacetRequest(PayloadKey.STREAM_SET, limit=16, exact=True))
-            self._stream_sets = frozenset(str(hit.value) for hit in response.hits if hit.count > 0)
+            self._stream_sets = {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
         return self._stream_sets
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:

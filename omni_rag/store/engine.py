@@ -152,8 +152,11 @@ class Engine(Protocol):
         """Exact number of points (matching ``filter``)."""
         ...
 
-    def stream_sets(self) -> frozenset[str]:
-        """The ``stream_set`` values points have: index queries for other combinations find nothing."""
+    def stream_sets(self) -> Mapping[str, int]:
+        """The ``stream_set`` values points have, each with its point count.
+
+        Index queries for other combinations find nothing; the counts size the fused query's effort.
+        """
         ...
 
     def nearest(self, requests: Sequence[Nearest]) -> list[list[EngineRecord]]:

@@ -48,8 +48,18 @@ GROUP_ROUNDS = 8
 
 #: HNSW effort of the fused audio+video query when the caller sets none. Its 4,096-d inner
 #: products are flatter than one stream's cosines (more near-ties), so the engine's default
-#: effort found 0.93 of the exact top 10 at 100k points where 256 finds 0.965 (bench_store.py).
+#: effort found 0.93 of the exact top 10 at 100k points where 256 finds 0.95 (bench_store.py).
 FUSED_HNSW_EF = 256
+
+#: Past this many audio+video points the fused query's default effort doubles: at 100k points
+#: 256 found 0.948 of the exact top 10 near stored items and 512 found 0.978 (bench_store.py);
+#: at 20k, 256 already finds 0.98-0.99 at two thirds of the time.
+LARGE_FUSED_POINTS = 50_000
+
+
+def fused_effort(points: int) -> int:
+    """The fused query's default HNSW effort for a collection with ``points`` audio+video points."""
+    return FUSED_HNSW_EF if points <= LARGE_FUSED_POINTS else 2 * FUSED_HNSW_EF
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Plan:
     hnsw_ef: int | None
     exact: bool
     sets: tuple[frozenset[str], ...] = (frozenset(STREAMS),)
+    sizes: tuple[int, ...] = (0,)
+    """Points with each of :attr:`sets`."""
 
     @cached_property
     def present(self) -> frozenset[str]:
@@ -100,7 +112,7 @@ def mean_requests(plan: Plan, per_query: int) -> list[Nearest]:
     when every point qualifies), so every point is scored by the mean over the selected streams it
     has, as documented, and a combination no point has costs no query. A single stream searches
     its own cosine vector; audio+video searches the fused vector with the query blocks weighted
-    w / Σ_U w (one HNSW search for the exact weighted mean, at :data:`FUSED_HNSW_EF` unless the
+    w / Σ_U w (one HNSW search for the exact weighted mean, at :func:`fused_effort` unless the
     caller set the effort); other combinations, which only items mixing text or an image with
     audio/video have, take each stream's candidates (as ``max`` does). Candidates are rescored
     exactly by the caller.
@@ -110,18 +122,20 @@ def mean_requests(plan: Plan, per_query: int) -> list[Nearest]:
     requests = []
     for size in range(1, len(active) + 1):
         for used in itertools.combinations([s for s in STREAMS if s in active], size):
-            matching = [c for c in plan.sets if c & active == frozenset(used)]
+            sized = zip(plan.sets, plan.sizes, strict=True)
+            matching = [(c, n) for c, n in sized if c & active == frozenset(used)]
             if not matching:
                 continue
             every = len(matching) == len(plan.sets)
-            only = None if every else in_stream_sets([stream_set(c) for c in matching])
+            only = None if every else in_stream_sets([stream_set(c) for c, _ in matching])
             if size == 1:
                 requests.append(plan.nearest(used[0], plan.query, per_query, only, fused=True))
             elif used == FUSED_STREAMS:
                 total = weight["audio"] + weight["video"]
                 blocks = np.concatenate([plan.query * (weight[s] / total) for s in FUSED_STREAMS])
                 fused = plan.nearest(FUSED, blocks, per_query, only, fused=True)
-                requests.append(fused if plan.hnsw_ef is not None else replace(fused, hnsw_ef=FUSED_HNSW_EF))
+                effort = fused_effort(sum(n for _, n in matching))
+                requests.append(fused if plan.hnsw_ef is not None else replace(fused, hnsw_ef=effort))
             else:  # text/image with other streams (only Python callers make these): per-stream candidates
                 requests.extend(plan.nearest(s, plan.query, per_query, only) for s in used)
     return requests

@@ -264,10 +264,13 @@ class StoreSearch:
                 f"query has {query.shape[0]} dims, collection '{self.collection}' has {self._dim}"
             )
         effort = hnsw_ef if hnsw_ef is not None else self.hnsw_ef
-        sets = tuple(streams_in_set(v) for v in sorted(self._engine.stream_sets()))
-        if not sets:
+        counts = sorted(self._engine.stream_sets().items())
+        if not counts:
             return None
-        return Plan(unit(query), selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets)
+        sets = tuple(streams_in_set(value) for value, _ in counts)
+        sizes = tuple(n for _, n in counts)
+        vector = unit(query)
+        return Plan(vector, selected, weight_arr, qdrant_filter, oversampling, effort, exact, sets, sizes)
 
     def _exact_hits(self, plan: Plan, fusion: str, per_query: int, keep: int | None = None) -> list[Hit]:
         return self._exact_hits_many([plan], fusion, per_query, keep)[0]
