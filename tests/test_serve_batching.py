@@ -1,8 +1,11 @@
-"""``QueryBatcher``: concurrent queries share forward passes of one model; one bad query fails alone."""
+"""``QueryBatcher`` and ``Answerer``: concurrent queries share forward passes of one model; one bad
+query fails alone; queries sharing search options share one store call."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +14,29 @@ import pytest
 
 from omni_rag import Content
 from omni_rag.errors import OmniInputError
+from omni_rag.retriever import OmniRetriever
 from omni_rag.serve import QueryBatcher
+from omni_rag.serve.answers import Answer, Answerer, Refusal, SearchJob
+from omni_rag.serve.batching import embed_each, per_key
+from omni_rag.store import OmniStore
 
 
-async def embed_all(batcher: QueryBatcher, queries: list[Content]) -> list[Any]:
+def embedding_batcher(embedder: Any, max_batch: int = 64, max_wait_ms: float = 20) -> QueryBatcher[Any, Any]:
+    process = partial(embed_each, embedder, batch_size=max_batch)
+    return QueryBatcher(process, max_batch=max_batch, max_wait_ms=max_wait_ms)
+
+
+async def submit_all(batcher: QueryBatcher[Any, Any], jobs: list[Any]) -> list[Any]:
     try:
-        return await asyncio.gather(*(batcher.embed(q) for q in queries), return_exceptions=True)
+        return await asyncio.gather(*(batcher.submit(job) for job in jobs), return_exceptions=True)
     finally:
         await batcher.close()
 
 
 def test_concurrent_queries_share_passes_and_match_one_by_one(embedder: Any) -> None:
     queries = [Content(text=f"query {i}: {'bread ' * (i % 5)}") for i in range(24)]
-    batcher = QueryBatcher(embedder, max_batch=64, max_wait_ms=20)
-    vectors = asyncio.run(embed_all(batcher, queries))
+    batcher = embedding_batcher(embedder)
+    vectors = asyncio.run(submit_all(batcher, queries))
     alone = embedder.embed_queries(queries, batch_size=1)
     # idle: the first query goes alone; the rest queued meanwhile share the next pass
     assert batcher.stats.queries == 24 and batcher.stats.passes <= 3 and batcher.stats.largest >= 12
@@ -33,8 +45,8 @@ def test_concurrent_queries_share_passes_and_match_one_by_one(embedder: Any) -> 
 
 
 def test_max_batch_caps_a_pass(embedder: Any) -> None:
-    batcher = QueryBatcher(embedder, max_batch=4, max_wait_ms=20)
-    asyncio.run(embed_all(batcher, [Content(text=f"q{i}") for i in range(10)]))
+    batcher = embedding_batcher(embedder, max_batch=4)
+    asyncio.run(submit_all(batcher, [Content(text=f"q{i}") for i in range(10)]))
     assert batcher.stats.largest <= 4 and batcher.stats.passes >= 3 and batcher.stats.queries == 10
 
 
@@ -42,46 +54,73 @@ def test_a_bad_query_fails_alone(embedder: Any, tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"no sound here" * 100)
     queries = [Content(text="good one"), Content(audio=str(broken)), Content(text="good two")]
-    batcher = QueryBatcher(embedder, max_wait_ms=50)
-    good, bad, also_good = asyncio.run(embed_all(batcher, queries))
+    batcher = embedding_batcher(embedder, max_wait_ms=50)
+    good, bad, also_good = asyncio.run(submit_all(batcher, queries))
     assert isinstance(good, np.ndarray) and isinstance(also_good, np.ndarray)
     assert isinstance(bad, OmniInputError) and bad.field == "audio" and bad.reason
     assert batcher.stats.passes == 1
 
 
-def test_bad_settings_are_refused(embedder: Any) -> None:
+def test_a_batch_that_fails_as_a_whole_fails_each_waiting_job() -> None:
+    def broken(jobs: list[int]) -> list[int]:
+        raise RuntimeError(f"down with {len(jobs)}")
+
+    results = asyncio.run(submit_all(QueryBatcher(broken, max_wait_ms=50), [1, 2, 3]))
+    assert all(isinstance(r, RuntimeError) and str(r).startswith("down with") for r in results)
+
+
+def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_batch"):
-        QueryBatcher(embedder, max_batch=0)
+        QueryBatcher(list, max_batch=0)
 
 
-def test_follow_ups_run_once_per_key_and_a_failure_stays_with_its_query(embedder: Any) -> None:
+def test_per_key_runs_once_per_key_and_a_failure_stays_with_its_vector(embedder: Any) -> None:
     calls: list[int] = []
-
-    def then(vectors: list[np.ndarray]) -> list[float]:
-        calls.append(len(vectors))
-        if any(float(v[0]) == float(poison[0]) for v in vectors):
-            raise RuntimeError("this one breaks")
-        return [float(v[0]) for v in vectors]
-
-    poison = embedder.embed_queries(["poison"])[0]
     texts = [f"query {i}" for i in range(9)]
-    expected = [float(v[0]) for v in embedder.embed_queries(texts)]
+    vectors = list(embedder.embed_queries([*texts, "poison"]))
+    poison = vectors[-1]
 
-    async def go() -> list[Any]:
-        batcher = QueryBatcher(embedder, max_batch=64, max_wait_ms=50)
-        try:
-            # the first query goes alone (idle server); the others share the next pass
-            first = asyncio.ensure_future(batcher.run(Content(text="warm"), then, "a"))
-            await asyncio.sleep(0)
-            rest = [batcher.run(Content(text=t), then, "a" if i % 3 else "b") for i, t in enumerate(texts)]
-            rest.append(batcher.run(Content(text="poison"), then, "a"))
-            return await asyncio.gather(first, *rest, return_exceptions=True)
-        finally:
-            await batcher.close()
+    def run(key: Any, batch: list[np.ndarray]) -> list[float]:
+        calls.append(len(batch))
+        if any(v is poison for v in batch):
+            raise RuntimeError("this one breaks")
+        return [float(v[0]) for v in batch]
 
-    _, *results, broken = asyncio.run(go())
-    assert results == pytest.approx(expected, abs=1e-5)
+    keys = ["a" if i % 3 else "b" for i in range(9)] + ["a"]
+    *results, broken = per_key(list(zip(keys, vectors, strict=True)), run)
+    assert results == pytest.approx([float(v[0]) for v in vectors[:-1]], abs=1e-6)
     assert isinstance(broken, RuntimeError)
-    # the shared pass: key "b" once (3 queries), key "a" once (7 with the poison), then alone each
-    assert calls[1:3] == [7, 3] or calls[1:3] == [3, 7]
-    assert sorted(calls[3:]) == [1] * 7
+    # key "b" once (3 vectors), key "a" once (7 with the poison), then each of "a" alone
+    assert sorted(calls[:2]) == [3, 7] and sorted(calls[2:]) == [1] * 7
+
+
+@pytest.fixture
+def retriever(embedder: Any, tmp_path: Path) -> Any:
+    store = OmniStore("answers", path=tmp_path / "store")
+    retriever = OmniRetriever(embedder, store)
+    retriever.add([Content(text=f"note {i} about {'bread' if i % 2 else 'rivers'}") for i in range(12)])
+    yield retriever
+    store.close()
+
+
+def test_answerer_answers_each_job_as_the_retriever_searches(retriever: Any, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"no sound here" * 100)
+    jobs = [
+        SearchJob(Content(text="bread"), 3, "mean", None),
+        SearchJob(Content(audio=str(broken)), 3, "mean", None),
+        SearchJob(Content(text="rivers"), 5, "max", ("text",)),
+        SearchJob(Content(text="rivers"), 3, "mean", None),
+    ]
+    answerer = Answerer(retriever)
+    first, refused, other, last = answerer.answer(jobs)
+    assert isinstance(refused, Refusal) and refused.status == 400
+    assert refused.detail.startswith("cannot use the query: audio:")
+    for outcome, job in [(first, jobs[0]), (other, jobs[2]), (last, jobs[3])]:
+        assert isinstance(outcome, Answer)
+        hits = json.loads(outcome.body)["hits"]
+        expected = retriever.search(job.content, k=job.k, fusion=job.fusion, streams=job.streams)
+        assert [h["id"] for h in hits] == [h.id for h in expected]
+        assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-5)
+        assert all(h["kind"] == "text" and h["media_url"] is None for h in hits)
+    assert answerer.count() == 12 and answerer.media("no-such-point") is None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
+from functools import partial
 from typing import TYPE_CHECKING
 
 from omni_rag.cli.connect import open_store
@@ -17,6 +19,7 @@ from omni_rag.cli.options import model_options, store_options
 
 if TYPE_CHECKING:
     from omni_rag.retriever import OmniRetriever
+    from omni_rag.serve.model_process import ModelProcess
 
 #: Queries per forward pass by default: one micro-batch of concurrent requests.
 SERVE_BATCH_SIZE = 64
@@ -59,8 +62,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_serve(args: argparse.Namespace) -> int:
     """The ``serve`` command: check, open the store, load the model, serve until interrupted."""
-    from omni_rag.retriever import ModelMismatchError, OmniRetriever
     from omni_rag.serve.auth import bind_problem, resolve_api_key
+    from omni_rag.serve.model_process import ModelProcess, ModelProcessError
 
     api_key = resolve_api_key(args.api_key)
     problem = bind_problem(args.host, api_key)
@@ -74,19 +77,33 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CliError(
             f"omni-rag serve needs {', '.join(missing)}: pip install 'omni-rag[serve]'", ExitCode.USAGE
         )
+    try:
+        with ModelProcess(partial(open_retriever, args), max_batch=args.batch_size) as backend:
+            _serve(backend, args, api_key)
+    except ModelProcessError as error:
+        raise CliError(str(error), ExitCode(error.code) if error.code else ExitCode.MODEL_LOAD) from error
+    return 0
+
+
+def open_retriever(args: argparse.Namespace) -> OmniRetriever:
+    """The model and the collection, checked to match (run in the model process)."""
+    from omni_rag.cli import quiet_libraries
+    from omni_rag.retriever import ModelMismatchError, OmniRetriever
+
+    quiet_libraries()
     store = open_store(
         args.collection, path=args.store, url=args.url, api_key=args.qdrant_api_key, must_exist=True
     )
     try:
         retriever = OmniRetriever(embedder_from_args(args), store)
-        try:
-            retriever.check_model()
-        except ModelMismatchError as error:
-            raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
-        _serve(retriever, args, api_key)
-    finally:
+        retriever.check_model()
+    except ModelMismatchError as error:
         store.close()
-    return 0
+        raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
+    except BaseException:
+        store.close()
+        raise
+    return retriever
 
 
 def _check_port(host: str, port: int) -> None:
@@ -102,7 +119,7 @@ def _check_port(host: str, port: int) -> None:
         raise CliError(f"cannot listen on {host}:{port}: {error}", ExitCode.USAGE) from error
 
 
-def _serve(retriever: OmniRetriever, args: argparse.Namespace, api_key: str | None) -> None:
+def _serve(backend: ModelProcess, args: argparse.Namespace, api_key: str | None) -> None:
     import uvicorn
 
     from omni_rag.serve import ServeConfig, create_app
@@ -113,11 +130,18 @@ def _serve(retriever: OmniRetriever, args: argparse.Namespace, api_key: str | No
         max_batch=args.batch_size,
         max_wait_ms=args.batch_wait_ms,
     )
-    app = create_app(retriever, config)
+    app = create_app(backend, config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"omni-rag: serving collection {retriever.store.collection!r} ({retriever.store.count()} points) "
+        f"omni-rag: serving collection {backend.collection!r} ({backend.count()} points) "
         f"at http://{shown}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
         flush=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again: as an exception here, so the
+    # caller's `with` closes the model process (and its store) before this process ends
+    signal.signal(signal.SIGTERM, _terminated)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+def _terminated(number: int, frame: object) -> None:
+    raise SystemExit(128 + number)

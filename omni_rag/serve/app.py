@@ -1,40 +1,38 @@
 """The FastAPI application: the page, ``/api/health``, ``/api/search``, ``/media`` and ``/poster``.
 
-Thin over the core: queries are embedded by :class:`~omni_rag.serve.batching.QueryBatcher`
-(one model, micro-batches) and searched with :meth:`OmniRetriever.search_vector`, the same call
-``omni-rag search`` ends in, so the API's hits are the CLI's hits. Store calls take one lock, so
-the embedded Qdrant store is never used by two threads at once.
+Thin over the core: queries are batched by :class:`~omni_rag.serve.batching.QueryBatcher` and
+answered by a :class:`~omni_rag.serve.answers.Backend`: an :class:`Answerer` on a thread here
+(an app made from a retriever), or ``omni-rag serve``'s model process. Both search with
+:meth:`OmniRetriever.search_vectors`, the call ``omni-rag search`` ends in, so the API's hits are
+the CLI's hits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic_core import to_json
 
-from omni_rag.cli.search import query_error_message
-from omni_rag.errors import OmniInputError
 from omni_rag.retriever import OmniRetriever
+from omni_rag.serve.answers import Answer, Answerer, Backend, Outcome, SearchJob
 from omni_rag.serve.auth import authorized
 from omni_rag.serve.batching import QueryBatcher
-from omni_rag.serve.media import MediaSource, PosterCache, SourceCache, point_media
+from omni_rag.serve.media import MediaSource, PosterCache
+from omni_rag.serve.model_process import ModelProcessError
 from omni_rag.serve.query import (
     QueryError,
     SearchRequest,
     ServeQuery,
     UploadTooLarge,
-    hits_payload,
     limited_receive,
     multipart_query,
     parse_json,
@@ -65,47 +63,37 @@ class ServeConfig:
 
 @dataclass
 class ServeState:
-    """What the routes share: the retriever, the batcher, the store's lock and the poster cache."""
+    """What the routes share: the backend, the batcher and the poster cache."""
 
-    retriever: OmniRetriever
+    backend: Backend
     config: ServeConfig
-    batcher: QueryBatcher
+    batcher: QueryBatcher[SearchJob, Outcome]
     posters: PosterCache = field(default_factory=PosterCache)
-    sources: SourceCache = field(default_factory=SourceCache)
-    store_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def on_store(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a store call in a worker thread, never two at once."""
-        return await asyncio.to_thread(self._locked, function, *args)
+    async def on_backend(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a backend call in a worker thread (the backend keeps its store calls apart)."""
+        return await asyncio.to_thread(function, *args)
 
-    def _locked(self, function: Callable[..., T], *args: Any) -> T:
-        with self.store_lock:
-            return function(*args)
-
-    async def search(self, query: ServeQuery) -> list[dict[str, Any]]:
-        """Embed in the next micro-batch; search (one store call for the batch's queries with the
-        same options) and write the JSON on the batch's thread."""
-
-        def then(vectors: list[np.ndarray]) -> list[list[dict[str, Any]]]:
-            found = self._locked(
-                lambda: self.retriever.search_vectors(
-                    vectors, k=query.k, streams=query.streams, fusion=query.fusion
-                )
-            )
-            return [hits_payload(hits, self.sources) for hits in found]
-
-        key = (query.k, query.fusion, tuple(query.streams) if query.streams is not None else None)
-        return await self.batcher.run(query.content, then, key)
+    async def search(self, query: ServeQuery) -> Outcome:
+        """The query's answer, embedded and searched in the next micro-batch."""
+        streams = tuple(query.streams) if query.streams is not None else None
+        return await self.batcher.submit(SearchJob(query.content, query.k, query.fusion, streams))
 
 
-def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> FastAPI:
-    """The app for one collection and one model (the caller has checked they match)."""
+def create_app(source: OmniRetriever | Backend, config: ServeConfig | None = None) -> FastAPI:
+    """The app for one collection and one model (the caller has checked they match).
+
+    Args:
+        source: A retriever (answered on a thread of this process) or a backend such as
+            :class:`~omni_rag.serve.model_process.ModelProcess`, which the caller closes.
+        config: Key, upload limit and batching.
+    """
     config = config or ServeConfig()
-    state = ServeState(
-        retriever,
-        config,
-        QueryBatcher(retriever.embedder, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms),
+    backend = Answerer(source, config.max_batch) if isinstance(source, OmniRetriever) else source
+    batcher: QueryBatcher[SearchJob, Outcome] = QueryBatcher(
+        backend.answer, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms
     )
+    state = ServeState(backend, config, batcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +102,7 @@ def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> F
 
     app = FastAPI(
         title="omni-rag",
-        summary=f"Search the {retriever.store.collection!r} collection with text, images, audio or video.",
+        summary=f"Search the {backend.collection!r} collection with text, images, audio or video.",
         lifespan=lifespan,
     )
     app.state.omni = state
@@ -142,16 +130,21 @@ def _api_routes(app: FastAPI, state: ServeState) -> None:
     guarded = [Depends(_require_key)]
 
     @app.get("/api/health", dependencies=guarded)
-    async def health() -> dict[str, Any]:
+    async def health() -> Response:
         """The collection, its point count and the model: what the page shows in its header."""
-        points = await state.on_store(state.retriever.store.count)
-        return {
-            "status": "ok",
-            "collection": state.retriever.store.collection,
-            "points": points,
-            "model": state.retriever.embedder.model_id,
-            "batches": {"passes": state.batcher.stats.passes, "queries": state.batcher.stats.queries},
-        }
+        try:
+            points = await state.on_backend(state.backend.count)
+        except ModelProcessError as error:
+            return JSONResponse({"status": "down", "detail": str(error)}, status_code=503)
+        return _json(
+            {
+                "status": "ok",
+                "collection": state.backend.collection,
+                "points": points,
+                "model": state.backend.model_id,
+                "batches": {"passes": state.batcher.stats.passes, "queries": state.batcher.stats.queries},
+            }
+        )
 
     @app.post(
         "/api/search",
@@ -162,21 +155,22 @@ def _api_routes(app: FastAPI, state: ServeState) -> None:
     async def search(request: Request) -> Response:
         """Hits as ``omni-rag search --json`` gives them, plus ``media_url`` (and ``poster_url``)."""
         try:
-            hits = await _search(request, state)
+            outcome = await _search(request, state)
         except QueryError as error:
             return JSONResponse({"detail": error.message}, status_code=error.status)
-        except OmniInputError as error:
-            return JSONResponse({"detail": query_error_message(error)}, status_code=400)
-        return _json({"hits": hits})
+        except ModelProcessError as error:
+            return JSONResponse({"detail": str(error)}, status_code=503)
+        if isinstance(outcome, Answer):
+            return Response(outcome.body, media_type="application/json")
+        return JSONResponse({"detail": outcome.detail}, status_code=outcome.status)
 
 
 def _json(content: Any) -> Response:
-    """JSON written by pydantic-core in Rust: Starlette's ``json.dumps`` held the GIL 6 % of a loaded
-    server's time, and the GIL is what the model thread and the requests share."""
+    """JSON written by pydantic-core in Rust (Starlette's ``json.dumps`` costs the GIL more)."""
     return Response(to_json(content), media_type="application/json")
 
 
-async def _search(request: Request, state: ServeState) -> list[dict[str, Any]]:
+async def _search(request: Request, state: ServeState) -> Outcome:
     content_type = request.headers.get("content-type", "")
     limit = state.config.max_upload_bytes
     length = request.headers.get("content-length")
@@ -225,7 +219,10 @@ def _media_routes(app: FastAPI, state: ServeState) -> None:
     guarded = [Depends(_require_key)]
 
     async def lookup(point_id: str) -> MediaSource:
-        found = await state.on_store(point_media, state.retriever.store, point_id)
+        try:
+            found = await state.on_backend(state.backend.media, point_id)
+        except ModelProcessError:
+            raise HTTPException(503, "the model process stopped; restart omni-rag serve") from None
         if found is None:
             raise HTTPException(404, NOT_FOUND["detail"])
         return found

@@ -1,16 +1,16 @@
-"""Micro-batching of query embeddings: concurrent requests share one forward pass of one model.
+"""Micro-batching: concurrent requests share one call of a batch function (one forward pass).
 
-An idle server embeds a query at once. Queries that arrive while a forward pass runs queue up
-and all go into the next pass; from then on (the last pass had company) a batch stays open while
-queries keep arriving at most ``max_wait_ms`` apart, for up to ``busy_wait_ms``: answers leave
-one by one, so the clients' next queries trickle in a millisecond or two apart, and without the
-wait they would be cut into many small passes. At 64 clients one pass embeds dozens of queries,
-far cheaper than dozens of passes.
+An idle server runs a job at once. Jobs that arrive while a batch runs queue up and all go into
+the next batch; from then on (the last batch had company) a batch stays open while jobs keep
+arriving at most ``max_wait_ms`` apart, for up to ``busy_wait_ms``: answers leave one by one, so
+the clients' next queries trickle in a millisecond or two apart, and without the wait they would
+be cut into many small batches. At 64 clients one batch embeds dozens of queries, far cheaper
+than dozens of passes. A batch's answers are released together, so clients answered together
+ask again together.
 
-The follow-up (the store search and its JSON) runs on the same thread right after the pass, once
-for all the batch's queries that share a key (the same search options): one store call for them,
-not one each. A batch's answers are released together, so clients answered together ask again
-together.
+The batch function runs on one dedicated thread, whatever it does there: embed and search in
+this process (:class:`~omni_rag.serve.answers.Answerer`), or wait for a model process that does
+(:class:`~omni_rag.serve.model_process.ModelProcess`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class BatchStats:
-    """What the batcher has done: forward passes and queries embedded (for tests and /api/health)."""
+    """What the batcher has done: batches (forward passes) and jobs run (for tests and /api/health)."""
 
     passes: int = 0
     queries: int = 0
@@ -45,34 +45,37 @@ class BatchStats:
         self.largest = max(self.largest, size)
 
 
-T = TypeVar("T")
+J = TypeVar("J")
+R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
 
+#: A follow-up run once per key of a batch: one result per vector, in order.
+KeyedRun = Callable[[K, list[np.ndarray]], Sequence[R]]
 
-#: A follow-up: results for a list of vectors, one per vector, in order.
-Then = Callable[[list[np.ndarray]], list[T]]
+#: A batch function: one result (or the exception that job failed with) per job, in order.
+BatchFunction = Callable[[list[J]], Sequence["R | Exception"]]
 
 
 @dataclass
-class _Pending(Generic[T]):
-    query: Content
-    then: Then[T]
-    key: Hashable
-    future: asyncio.Future[T] = field(repr=False)
+class _Pending(Generic[J, R]):
+    job: J
+    future: asyncio.Future[R] = field(repr=False)
 
 
-class QueryBatcher:
-    """Embeds queries in micro-batches on one dedicated thread (the model is used by it alone).
+class QueryBatcher(Generic[J, R]):
+    """Runs jobs in micro-batches through one batch function, on one dedicated thread.
 
     Args:
-        embedder: The one model.
-        max_batch: Most queries per forward pass.
-        max_wait_ms: Under load, the longest gap between two queries of one batch.
+        process: The batch function; an exception it returns for a job fails that job alone,
+            one it raises fails the whole batch.
+        max_batch: Most jobs per batch.
+        max_wait_ms: Under load, the longest gap between two jobs of one batch.
         busy_wait_ms: Under load, the longest a batch stays open. An idle server never waits.
     """
 
     def __init__(
         self,
-        embedder: OmniEmbedder,
+        process: BatchFunction[J, R],
         *,
         max_batch: int = 64,
         max_wait_ms: float = 2.0,
@@ -80,57 +83,47 @@ class QueryBatcher:
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0 or busy_wait_ms < 0:
             raise ValueError("max_batch must be >= 1, max_wait_ms and busy_wait_ms >= 0")
-        self.embedder = embedder
+        self.process = process
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.busy_wait_s = busy_wait_ms / 1000.0
         self._last_size = 0
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Pending[Any]] | None = None
+        self._queue: asyncio.Queue[_Pending[J, R]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-embed")
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-batch")
 
-    async def embed(self, query: Content) -> np.ndarray:
-        """The query's vector, embedded together with whatever other queries arrive meanwhile.
-
-        Raises:
-            OmniInputError: the query could not be embedded (unreadable media), naming why.
-        """
-        return await self.run(query, lambda vectors: vectors)
-
-    async def run(self, query: Content, then: Then[T], key: Hashable | None = None) -> T:
-        """The query's result from ``then``, called on the model's thread right after its batch's pass.
-
-        ``then`` gets the vectors of every query in the batch with an equal ``key`` (``None``: this
-        query alone) and returns one result per vector; queries sharing a key must be served
-        alike by either one's ``then``.
+    async def submit(self, job: J) -> R:
+        """The job's result, computed together with whatever other jobs arrive meanwhile.
 
         Raises:
-            OmniInputError: the query could not be embedded; or whatever ``then`` raised for it.
+            Exception: what the batch function returned (or raised) for this job.
         """
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._serve())
         assert self._queue is not None
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(query, then, key if key is not None else object(), future))
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(job, future))
         return await future
 
     async def close(self) -> None:
-        """Stop the batching task and the model thread."""
+        """Stop the batching task and its thread."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._model_thread.shutdown(wait=True)
+        self._thread.shutdown(wait=True)
 
     async def _serve(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect(self._queue)
+            self.stats.record(len(batch))
+            outcomes: Sequence[Any]
             try:
-                outcomes = await loop.run_in_executor(self._model_thread, self._process, batch)
-            except Exception as error:  # the model failed as a whole: every waiting request hears why
+                outcomes = await loop.run_in_executor(self._thread, self.process, [p.job for p in batch])
+            except Exception as error:  # the batch failed as a whole: every waiting request hears why
                 outcomes = [error] * len(batch)
             for pending, outcome in zip(batch, outcomes, strict=True):
                 if pending.future.done():  # the client went away
@@ -140,8 +133,8 @@ class QueryBatcher:
                 else:
                     pending.future.set_result(outcome)
 
-    async def _collect(self, queue: asyncio.Queue[_Pending[Any]]) -> list[_Pending[Any]]:
-        """The next batch: every query waiting, and under load those that keep arriving."""
+    async def _collect(self, queue: asyncio.Queue[_Pending[J, R]]) -> list[_Pending[J, R]]:
+        """The next batch: every job waiting, and under load those that keep arriving."""
         batch = [await queue.get()]
         cap = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
@@ -158,47 +151,45 @@ class QueryBatcher:
         self._last_size = len(batch)
         return batch
 
-    def _process(self, batch: list[_Pending[Any]]) -> list[Any]:
-        """Embed the batch, then run the follow-ups; a failure fails only its own query."""
-        outcomes: list[Any] = [None] * len(batch)
-        groups: dict[Hashable, list[tuple[int, np.ndarray]]] = {}
-        for number, vector in enumerate(self._embed([p.query for p in batch])):
-            if isinstance(vector, OmniInputError):
-                outcomes[number] = vector
-            else:
-                groups.setdefault(batch[number].key, []).append((number, vector))
-        for members in groups.values():
-            then = batch[members[0][0]].then
-            try:
-                results = then([vector for _, vector in members])
-            except Exception as error:
-                if len(members) == 1:
-                    outcomes[members[0][0]] = error
-                    continue
-                results = [_alone(then, vector) for _, vector in members]  # find whose it was
-            for (number, _), result in zip(members, results, strict=True):
-                outcomes[number] = result
-        return outcomes
 
-    def _embed(self, queries: list[Content]) -> list[np.ndarray | OmniInputError]:
-        """One forward pass (or as few as the token budget allows); a bad query fails only itself."""
-        self.stats.record(len(queries))
-        result = self.embedder.embed_queries(queries, errors="skip", batch_size=self.max_batch)
-        reasons = {f.index: f for f in result.failures}
-        out: list[np.ndarray | OmniInputError] = []
-        for index, vector in enumerate(result.embeddings):
-            if vector is not None:
-                out.append(vector)
-            else:
-                failure = reasons.get(index)
-                field_name = failure.field if failure is not None and failure.field else "query"
-                reason = failure.reason if failure is not None else "could not be embedded"
-                out.append(OmniInputError(reason, field=field_name))
-        return out
+def embed_each(
+    embedder: OmniEmbedder, queries: list[Content], batch_size: int
+) -> list[np.ndarray | OmniInputError]:
+    """Query vectors in one forward pass (or as few as the token budget allows); a query that
+    cannot be embedded gets the error naming its field and why, and fails only itself."""
+    result = embedder.embed_queries(queries, errors="skip", batch_size=batch_size)
+    reasons = {f.index: f for f in result.failures}
+    out: list[np.ndarray | OmniInputError] = []
+    for index, vector in enumerate(result.embeddings):
+        if vector is not None:
+            out.append(vector)
+        else:
+            failure = reasons.get(index)
+            field_name = failure.field if failure is not None and failure.field else "query"
+            reason = failure.reason if failure is not None else "could not be embedded"
+            out.append(OmniInputError(reason, field=field_name))
+    return out
 
 
-def _alone(then: Then[T], vector: np.ndarray) -> T | Exception:
+def per_key(items: Sequence[tuple[K, np.ndarray]], run: KeyedRun[K, R]) -> list[R | Exception]:
+    """``run`` once for the vectors of each key (one store call for a batch's queries that share
+    their search options); when a shared call fails, its vectors run alone to find whose it was."""
+    groups: dict[K, list[int]] = {}
+    for number, (key, _) in enumerate(items):
+        groups.setdefault(key, []).append(number)
+    outcomes: dict[int, R | Exception] = {}
+    for key, members in groups.items():
+        results: Sequence[R | Exception]
+        try:
+            results = run(key, [items[n][1] for n in members])
+        except Exception as error:
+            results = [error] if len(members) == 1 else [_alone(run, key, items[n][1]) for n in members]
+        outcomes.update(zip(members, results, strict=True))
+    return [outcomes[n] for n in range(len(items))]
+
+
+def _alone(run: KeyedRun[K, R], key: K, vector: np.ndarray) -> R | Exception:
     try:
-        return then([vector])[0]
+        return run(key, [vector])[0]
     except Exception as error:
         return error
