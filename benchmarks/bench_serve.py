@@ -1,6 +1,6 @@
 """``omni-rag serve`` under load vs ``OmniRetriever.search`` in-process, text queries, tiny checkpoint.
 
-    python benchmarks/bench_serve.py [--requests 240] [--clients 1,8,64] [--batch-wait-ms 2]
+    python benchmarks/bench_serve.py [--requests 240] [--clients 1,8,64]
 
 Indexes ``examples/media`` into a temporary store, starts ``omni-rag serve`` on a copy of it,
 then times ``OmniRetriever.search`` in this process (the baseline) and ``POST /api/search`` from
@@ -124,7 +124,7 @@ async def interleaved(retriever: Any, port: int, n: int) -> tuple[Level, Level]:
     )
 
 
-def start_server(store_path: Path, checkpoint: Path, port: int, wait_ms: float) -> subprocess.Popen[bytes]:
+def start_server(store_path: Path, checkpoint: Path, port: int) -> subprocess.Popen[bytes]:
     command = [
         str(OMNI_RAG),
         "serve",
@@ -133,7 +133,7 @@ def start_server(store_path: Path, checkpoint: Path, port: int, wait_ms: float) 
         "--store",
         str(store_path),
     ]
-    command += ["--model", str(checkpoint), "--port", str(port), "--batch-wait-ms", str(wait_ms)]
+    command += ["--model", str(checkpoint), "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -214,7 +214,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=240, help="queries per level")
     parser.add_argument("--clients", default="1,8,64", help="comma list of concurrency levels")
-    parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -225,7 +224,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = build_store(Path(folder), checkpoint)
         shutil.copytree(store, Path(folder) / "server-store")
-        server = start_server(Path(folder) / "server-store", checkpoint, args.port, args.batch_wait_ms)
+        server = start_server(Path(folder) / "server-store", checkpoint, args.port)
         try:
             levels = list(measure(store, checkpoint, args))
         finally:

@@ -8,6 +8,7 @@ folder of thousands can be found without a debugger.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class OmniError(Exception):
@@ -42,6 +43,10 @@ class OmniInputError(OmniError, ValueError):
         where = f"item {index}" if index is not None else "item"
         super().__init__(f"{where}, field '{field}': {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled whole (index, field and reason), to cross to and from worker processes
+        return (_restored, (type(self), self.args), self.__dict__)
+
 
 class NotAListError(OmniInputError, TypeError):
     """One item (a string, a path, a dict) passed where a list of items is expected.
@@ -68,3 +73,10 @@ class ItemFailure:
 
     def __str__(self) -> str:
         return f"item {self.index}, field '{self.field}': {self.reason}"
+
+
+def _restored(kind: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """An error rebuilt without its ``__init__`` (whose keywords pickle's default would drop)."""
+    error = kind.__new__(kind, *args)
+    error.args = args
+    return error

@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 import signal
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from omni_rag.cli.connect import open_store
 from omni_rag.cli.errors import EXIT_CODE_HELP, CliError, ExitCode
@@ -18,8 +18,8 @@ from omni_rag.cli.model import embedder_from_args
 from omni_rag.cli.options import model_options, store_options
 
 if TYPE_CHECKING:
+    from omni_rag.embedder import OmniEmbedder
     from omni_rag.retriever import OmniRetriever
-    from omni_rag.serve.model_process import ModelProcess
 
 #: Queries per forward pass by default: one micro-batch of concurrent requests.
 SERVE_BATCH_SIZE = 64
@@ -51,59 +51,51 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest query upload (default: 200)"
     )
-    serve.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=2.0,
-        metavar="MS",
-        help="under load, the longest gap between queries that share a forward pass (default: 2)",
-    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """The ``serve`` command: check, open the store, load the model, serve until interrupted."""
+    from omni_rag.retriever import ModelMismatchError, OmniRetriever
     from omni_rag.serve.auth import bind_problem, resolve_api_key
-    from omni_rag.serve.model_process import ModelProcess, ModelProcessError
+    from omni_rag.serve.model_process import EmbedderProcess, ModelProcessError
 
     api_key = resolve_api_key(args.api_key)
     problem = bind_problem(args.host, api_key)
     if problem is not None:
         raise CliError(problem, ExitCode.USAGE)
-    if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
-        raise CliError("--port must be 1-65535, --max-upload-mb > 0, --batch-wait-ms >= 0", ExitCode.USAGE)
+    if not 0 < args.port < 65536 or args.max_upload_mb <= 0:
+        raise CliError("--port must be 1-65535 and --max-upload-mb > 0", ExitCode.USAGE)
     _check_port(args.host, args.port)
     missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
     if missing:
         raise CliError(
             f"omni-rag serve needs {', '.join(missing)}: pip install 'omni-rag[serve]'", ExitCode.USAGE
         )
-    try:
-        with ModelProcess(partial(open_retriever, args), max_batch=args.batch_size) as backend:
-            _serve(backend, args, api_key)
-    except ModelProcessError as error:
-        raise CliError(str(error), ExitCode(error.code) if error.code else ExitCode.MODEL_LOAD) from error
-    return 0
-
-
-def open_retriever(args: argparse.Namespace) -> OmniRetriever:
-    """The model and the collection, checked to match (run in the model process)."""
-    from omni_rag.cli import quiet_libraries
-    from omni_rag.retriever import ModelMismatchError, OmniRetriever
-
-    quiet_libraries()
     store = open_store(
         args.collection, path=args.store, url=args.url, api_key=args.qdrant_api_key, must_exist=True
     )
     try:
-        retriever = OmniRetriever(embedder_from_args(args), store)
-        retriever.check_model()
-    except ModelMismatchError as error:
+        with EmbedderProcess(partial(load_model, args)) as embedder:
+            # the process offers OmniEmbedder's embedding methods and identity: what the retriever uses
+            retriever = OmniRetriever(cast("OmniEmbedder", embedder), store)
+            try:
+                retriever.check_model()
+            except ModelMismatchError as error:
+                raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
+            _serve(retriever, args, api_key)
+    except ModelProcessError as error:
+        raise CliError(str(error), ExitCode(error.code) if error.code else ExitCode.MODEL_LOAD) from error
+    finally:
         store.close()
-        raise CliError(str(error), ExitCode.MODEL_MISMATCH) from error
-    except BaseException:
-        store.close()
-        raise
-    return retriever
+    return 0
+
+
+def load_model(args: argparse.Namespace) -> OmniEmbedder:
+    """The model, as the other commands load it (run in the model process)."""
+    from omni_rag.cli import quiet_libraries
+
+    quiet_libraries()
+    return embedder_from_args(args)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -119,7 +111,7 @@ def _check_port(host: str, port: int) -> None:
         raise CliError(f"cannot listen on {host}:{port}: {error}", ExitCode.USAGE) from error
 
 
-def _serve(backend: ModelProcess, args: argparse.Namespace, api_key: str | None) -> None:
+def _serve(retriever: OmniRetriever, args: argparse.Namespace, api_key: str | None) -> None:
     import uvicorn
 
     from omni_rag.serve import ServeConfig, create_app
@@ -128,12 +120,11 @@ def _serve(backend: ModelProcess, args: argparse.Namespace, api_key: str | None)
         api_key=api_key,
         max_upload_mb=args.max_upload_mb,
         max_batch=args.batch_size,
-        max_wait_ms=args.batch_wait_ms,
     )
-    app = create_app(backend, config)
+    app = create_app(retriever, config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"omni-rag: serving collection {backend.collection!r} ({backend.count()} points) "
+        f"omni-rag: serving collection {retriever.store.collection!r} ({retriever.store.count()} points) "
         f"at http://{shown}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
         flush=True,
     )

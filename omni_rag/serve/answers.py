@@ -1,9 +1,9 @@
 """The server's work on a batch of queries: embed them in one pass, search, write each answer's JSON.
 
-:class:`Answerer` does it wherever the model lives: on a thread of the HTTP process (an app made
-by :func:`~omni_rag.serve.create_app` from a retriever) or in a model process of its own
-(``omni-rag serve``, :mod:`omni_rag.serve.model_process`). So jobs and answers are small
-picklable records, and an answer is its finished JSON: the HTTP side only forwards bytes.
+:class:`Answerer` gives the batcher two stages, each on a thread of its own: :meth:`~Answerer.embed`
+(in this process, or in ``omni-rag serve``'s model process,
+:class:`~omni_rag.serve.model_process.EmbedderProcess`) and :meth:`~Answerer.search`, so one batch
+is searched while the next is embedded.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from pydantic_core import to_json
@@ -65,17 +64,12 @@ class Refusal:
 Outcome = Answer | Refusal
 
 
-class Backend(Protocol):
-    """What the app asks of whoever holds the model and the store."""
+@dataclass(frozen=True)
+class Embedded:
+    """A job with its query vector, or why its query could not be embedded."""
 
-    collection: str
-    model_id: str
-
-    def answer(self, jobs: list[SearchJob]) -> list[Outcome]: ...
-
-    def count(self) -> int: ...
-
-    def media(self, point_id: str) -> MediaSource | None: ...
+    job: SearchJob
+    vector: np.ndarray | OmniInputError
 
 
 class Answerer:
@@ -96,12 +90,20 @@ class Answerer:
 
     def answer(self, jobs: list[SearchJob]) -> list[Outcome]:
         """One outcome per job, in order: a bad query is refused alone, the rest are answered."""
+        return self.search(self.embed(jobs))
+
+    def embed(self, jobs: list[SearchJob]) -> list[Embedded]:
+        """Stage one: the jobs' query vectors in one forward pass (an error for a bad query)."""
         vectors = embed_each(self.retriever.embedder, [job.content for job in jobs], self.max_batch)
-        embedded = [(n, v) for n, v in enumerate(vectors) if isinstance(v, np.ndarray)]
-        found = per_key([(jobs[n].options, v) for n, v in embedded], self._search)
-        results: dict[int, bytes | Exception] = dict(zip((n for n, _ in embedded), found, strict=True))
-        results.update((n, v) for n, v in enumerate(vectors) if isinstance(v, OmniInputError))
-        return [_outcome(results[n]) for n in range(len(jobs))]
+        return [Embedded(job, vector) for job, vector in zip(jobs, vectors, strict=True)]
+
+    def search(self, embedded: list[Embedded]) -> list[Outcome]:
+        """Stage two: one store call per set of search options, then each answer's JSON."""
+        ok = [(n, e) for n, e in enumerate(embedded) if isinstance(e.vector, np.ndarray)]
+        found = per_key([(e.job.options, e.vector) for _, e in ok], self._search)  # type: ignore[misc]
+        results: dict[int, bytes | Exception] = dict(zip((n for n, _ in ok), found, strict=True))
+        results.update((n, e.vector) for n, e in enumerate(embedded) if isinstance(e.vector, OmniInputError))
+        return [_outcome(results[n]) for n in range(len(embedded))]
 
     def count(self) -> int:
         with self._store_lock:

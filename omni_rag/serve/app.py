@@ -1,8 +1,8 @@
 """The FastAPI application: the page, ``/api/health``, ``/api/search``, ``/media`` and ``/poster``.
 
 Thin over the core: queries are batched by :class:`~omni_rag.serve.batching.QueryBatcher` and
-answered by a :class:`~omni_rag.serve.answers.Backend`: an :class:`Answerer` on a thread here
-(an app made from a retriever), or ``omni-rag serve``'s model process. Both search with
+answered by :class:`~omni_rag.serve.answers.Answerer`, which embeds with the retriever's embedder
+(``omni-rag serve`` gives it one in a model process of its own) and searches with
 :meth:`OmniRetriever.search_vectors`, the call ``omni-rag search`` ends in, so the API's hits are
 the CLI's hits.
 """
@@ -23,11 +23,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic_core import to_json
 
 from omni_rag.retriever import OmniRetriever
-from omni_rag.serve.answers import Answer, Answerer, Backend, Outcome, SearchJob
+from omni_rag.serve.answers import Answer, Answerer, Outcome, SearchJob
 from omni_rag.serve.auth import authorized
 from omni_rag.serve.batching import QueryBatcher
 from omni_rag.serve.media import MediaSource, PosterCache
-from omni_rag.serve.model_process import ModelProcessError
+from omni_rag.serve.model_process import EmbedderProcess, ModelProcessError
 from omni_rag.serve.query import (
     QueryError,
     SearchRequest,
@@ -54,7 +54,6 @@ class ServeConfig:
     api_key: str | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     max_batch: int = 64
-    max_wait_ms: float = 2.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -63,16 +62,23 @@ class ServeConfig:
 
 @dataclass
 class ServeState:
-    """What the routes share: the backend, the batcher and the poster cache."""
+    """What the routes share: the answerer, the batcher and the poster cache."""
 
-    backend: Backend
+    answerer: Answerer
     config: ServeConfig
     batcher: QueryBatcher[SearchJob, Outcome]
     posters: PosterCache = field(default_factory=PosterCache)
 
-    async def on_backend(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a backend call in a worker thread (the backend keeps its store calls apart)."""
+    async def on_store(self, function: Callable[..., T], *args: Any) -> T:
+        """Run an answerer's store call in a worker thread (it keeps its store calls apart)."""
         return await asyncio.to_thread(function, *args)
+
+    def model_down(self) -> str | None:
+        """Why the model cannot embed (its process stopped), or ``None``."""
+        embedder = self.answerer.retriever.embedder
+        if isinstance(embedder, EmbedderProcess) and not embedder.is_alive():
+            return "the model process stopped; restart omni-rag serve"
+        return None
 
     async def search(self, query: ServeQuery) -> Outcome:
         """The query's answer, embedded and searched in the next micro-batch."""
@@ -80,20 +86,14 @@ class ServeState:
         return await self.batcher.submit(SearchJob(query.content, query.k, query.fusion, streams))
 
 
-def create_app(source: OmniRetriever | Backend, config: ServeConfig | None = None) -> FastAPI:
-    """The app for one collection and one model (the caller has checked they match).
-
-    Args:
-        source: A retriever (answered on a thread of this process) or a backend such as
-            :class:`~omni_rag.serve.model_process.ModelProcess`, which the caller closes.
-        config: Key, upload limit and batching.
-    """
+def create_app(retriever: OmniRetriever, config: ServeConfig | None = None) -> FastAPI:
+    """The app for one collection and one model (the caller has checked they match)."""
     config = config or ServeConfig()
-    backend = Answerer(source, config.max_batch) if isinstance(source, OmniRetriever) else source
+    answerer = Answerer(retriever, config.max_batch)
     batcher: QueryBatcher[SearchJob, Outcome] = QueryBatcher(
-        backend.answer, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms
+        answerer.embed, answerer.search, max_batch=config.max_batch
     )
-    state = ServeState(backend, config, batcher)
+    state = ServeState(answerer, config, batcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,7 +102,7 @@ def create_app(source: OmniRetriever | Backend, config: ServeConfig | None = Non
 
     app = FastAPI(
         title="omni-rag",
-        summary=f"Search the {backend.collection!r} collection with text, images, audio or video.",
+        summary=f"Search the {answerer.collection!r} collection with text, images, audio or video.",
         lifespan=lifespan,
     )
     app.state.omni = state
@@ -132,16 +132,16 @@ def _api_routes(app: FastAPI, state: ServeState) -> None:
     @app.get("/api/health", dependencies=guarded)
     async def health() -> Response:
         """The collection, its point count and the model: what the page shows in its header."""
-        try:
-            points = await state.on_backend(state.backend.count)
-        except ModelProcessError as error:
-            return JSONResponse({"status": "down", "detail": str(error)}, status_code=503)
+        down = state.model_down()
+        if down is not None:
+            return JSONResponse({"status": "down", "detail": down}, status_code=503)
+        points = await state.on_store(state.answerer.count)
         return _json(
             {
                 "status": "ok",
-                "collection": state.backend.collection,
+                "collection": state.answerer.collection,
                 "points": points,
-                "model": state.backend.model_id,
+                "model": state.answerer.model_id,
                 "batches": {"passes": state.batcher.stats.passes, "queries": state.batcher.stats.queries},
             }
         )
@@ -219,10 +219,7 @@ def _media_routes(app: FastAPI, state: ServeState) -> None:
     guarded = [Depends(_require_key)]
 
     async def lookup(point_id: str) -> MediaSource:
-        try:
-            found = await state.on_backend(state.backend.media, point_id)
-        except ModelProcessError:
-            raise HTTPException(503, "the model process stopped; restart omni-rag serve") from None
+        found = await state.on_store(state.answerer.media, point_id)
         if found is None:
             raise HTTPException(404, NOT_FOUND["detail"])
         return found

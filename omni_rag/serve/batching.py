@@ -1,23 +1,17 @@
-"""Micro-batching: concurrent requests share one call of a batch function (one forward pass).
+"""Micro-batching: concurrent requests share one call of each stage of a pipeline (one forward pass).
 
-An idle server runs a job at once. Jobs that arrive while a batch runs queue up and all go into
-the next batch; from then on (the last batch had company) a batch stays open while jobs keep
-arriving at most ``max_wait_ms`` apart, for up to ``busy_wait_ms``: answers leave one by one, so
-the clients' next queries trickle in a millisecond or two apart, and without the wait they would
-be cut into many small batches. At 64 clients one batch embeds dozens of queries, far cheaper
-than dozens of passes. A batch's answers are released together, so clients answered together
-ask again together.
-
-The batch function runs on one dedicated thread, whatever it does there: embed and search in
-this process (:class:`~omni_rag.serve.answers.Answerer`), or wait for a model process that does
-(:class:`~omni_rag.serve.model_process.ModelProcess`).
+A batch runs through the stages in order, each stage on a thread of its own, so the server's
+:class:`~omni_rag.serve.answers.Answerer` searches one batch (stage two) while the model embeds
+the next (stage one). An idle server runs a job at once. Jobs that arrive while stage one is
+busy queue up, and all go into the next batch when it is free: at 64 clients one batch embeds
+dozens of queries, far cheaper than dozens of passes, and the model never waits for a batch to
+fill. A batch's answers are released together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -49,55 +43,48 @@ J = TypeVar("J")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
 
+#: A stage: one output per input, in order; an exception in the list fails that job alone (later
+#: stages must pass it on), one raised fails the whole batch.
+Stage = Callable[[list[Any]], Sequence[Any]]
+
 #: A follow-up run once per key of a batch: one result per vector, in order.
 KeyedRun = Callable[[K, list[np.ndarray]], Sequence[R]]
 
-#: A batch function: one result (or the exception that job failed with) per job, in order.
-BatchFunction = Callable[[list[J]], Sequence["R | Exception"]]
-
 
 @dataclass
-class _Pending(Generic[J, R]):
-    job: J
+class _Pending(Generic[R]):
+    job: Any
     future: asyncio.Future[R] = field(repr=False)
 
 
 class QueryBatcher(Generic[J, R]):
-    """Runs jobs in micro-batches through one batch function, on one dedicated thread.
+    """Runs jobs in micro-batches through a pipeline of stages, each on a thread of its own.
 
     Args:
-        process: The batch function; an exception it returns for a job fails that job alone,
-            one it raises fails the whole batch.
+        stages: The first gets the batch's jobs, each next one the previous one's outputs; the
+            last one's outputs are the jobs' results.
         max_batch: Most jobs per batch.
-        max_wait_ms: Under load, the longest gap between two jobs of one batch.
-        busy_wait_ms: Under load, the longest a batch stays open. An idle server never waits.
     """
 
-    def __init__(
-        self,
-        process: BatchFunction[J, R],
-        *,
-        max_batch: int = 64,
-        max_wait_ms: float = 2.0,
-        busy_wait_ms: float = 25.0,
-    ) -> None:
-        if max_batch < 1 or max_wait_ms < 0 or busy_wait_ms < 0:
-            raise ValueError("max_batch must be >= 1, max_wait_ms and busy_wait_ms >= 0")
-        self.process = process
+    def __init__(self, *stages: Stage, max_batch: int = 64) -> None:
+        if max_batch < 1 or not stages:
+            raise ValueError("give at least one stage, and max_batch must be >= 1")
+        self.stages = stages
         self.max_batch = max_batch
-        self.max_wait_s = max_wait_ms / 1000.0
-        self.busy_wait_s = busy_wait_ms / 1000.0
-        self._last_size = 0
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Pending[J, R]] | None = None
+        self._queue: asyncio.Queue[_Pending[R]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omni-rag-batch")
+        self._running: set[asyncio.Task[None]] = set()
+        self._threads = [
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"omni-rag-stage{n}")
+            for n in range(len(stages))
+        ]
 
     async def submit(self, job: J) -> R:
         """The job's result, computed together with whatever other jobs arrive meanwhile.
 
         Raises:
-            Exception: what the batch function returned (or raised) for this job.
+            Exception: what a stage returned (or raised) for this job.
         """
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
@@ -108,48 +95,63 @@ class QueryBatcher(Generic[J, R]):
         return await future
 
     async def close(self) -> None:
-        """Stop the batching task and its thread."""
+        """Stop taking jobs, let the batches running finish, stop the threads."""
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._thread.shutdown(wait=True)
+            await asyncio.gather(self._task, *self._running, return_exceptions=True)
+        for thread in self._threads:
+            thread.shutdown(wait=True)
 
     async def _serve(self) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
+        first_free = asyncio.Event()
+        first_free.set()
         while True:
-            batch = await self._collect(self._queue)
+            batch = await self._collect(self._queue, first_free)
+            first_free.clear()
             self.stats.record(len(batch))
-            outcomes: Sequence[Any]
-            try:
-                outcomes = await loop.run_in_executor(self._thread, self.process, [p.job for p in batch])
-            except Exception as error:  # the batch failed as a whole: every waiting request hears why
-                outcomes = [error] * len(batch)
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if pending.future.done():  # the client went away
-                    continue
-                if isinstance(outcome, BaseException):
-                    pending.future.set_exception(outcome)
-                else:
-                    pending.future.set_result(outcome)
+            task = asyncio.get_running_loop().create_task(self._run(batch, first_free))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
-    async def _collect(self, queue: asyncio.Queue[_Pending[J, R]]) -> list[_Pending[J, R]]:
-        """The next batch: every job waiting, and under load those that keep arriving."""
+    async def _collect(
+        self, queue: asyncio.Queue[_Pending[R]], first_free: asyncio.Event
+    ) -> list[_Pending[R]]:
+        """The next batch: every job waiting, and those that arrive while stage one is busy."""
         batch = [await queue.get()]
-        cap = time.perf_counter() + (self.busy_wait_s if self._last_size > 1 else 0.0)
         while len(batch) < self.max_batch:
             if not queue.empty():
                 batch.append(queue.get_nowait())
-                continue
-            left = min(cap, time.perf_counter() + self.max_wait_s) - time.perf_counter()
-            if left <= 0:
+            elif first_free.is_set():
                 break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), left))
-            except TimeoutError:
-                break
-        self._last_size = len(batch)
+            else:
+                arrival = asyncio.ensure_future(queue.get())
+                freed = asyncio.ensure_future(first_free.wait())
+                await asyncio.wait({arrival, freed}, return_when=asyncio.FIRST_COMPLETED)
+                freed.cancel()
+                if not arrival.cancel():  # it completed: the job is ours
+                    batch.append(arrival.result())
         return batch
+
+    async def _run(self, batch: list[_Pending[R]], first_free: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        outputs: Sequence[Any] = [p.job for p in batch]
+        try:
+            for number, (stage, thread) in enumerate(zip(self.stages, self._threads, strict=True)):
+                try:
+                    outputs = await loop.run_in_executor(thread, stage, list(outputs))
+                finally:
+                    if number == 0:
+                        first_free.set()
+        except Exception as error:  # a stage failed as a whole: every waiting request hears why
+            outputs = [error] * len(batch)
+        for pending, outcome in zip(batch, outputs, strict=True):
+            if pending.future.done():  # the client went away
+                continue
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
 
 
 def embed_each(
