@@ -27,6 +27,7 @@ import numpy as np
 from omni_rag.content import Content, ItemLike, as_content
 from omni_rag.errors import ItemFailure, MediaError, OmniInputError
 from omni_rag.modalities import MEDIA_FIELDS, SOURCE_ORDER
+from omni_rag.scan import FileItem, to_item
 from omni_rag.segments import DEFAULT_POLICY, SegmentPolicy, plan_item
 from omni_rag.store import OmniStore
 
@@ -192,8 +193,6 @@ def media_items(items: Sequence[ItemLike | os.PathLike[str]], *, errors: str = "
         OmniInputError: A path that is missing or not media/text, naming its index and why (with
             ``errors="skip"`` it is listed in :attr:`MediaItems.failures` instead).
     """
-    from omni_rag.cli.files import FileItem, to_item
-
     out = MediaItems()
     for index, item in enumerate(items):
         if isinstance(item, os.PathLike) or (isinstance(item, str) and Path(item).is_file()):

@@ -219,6 +219,11 @@ def test_a_recording_through_the_store_equals_omni_rag_index(
     (item_id,) = result.item_ids.values()
     store.add_media([cli_recording["path"]])
     assert sorted(n.node_id for n in store.get_nodes(node_ids=[item_id])) == sorted(want)
+    near = VectorStoreQuery(
+        query_embedding=embed_model.get_text_embedding("a talk"), similarity_top_k=10, node_ids=[item_id]
+    )
+    # a query restricted to the item searches its segments
+    assert sorted(store.query(near).ids) == sorted(want)
     store.delete_nodes(node_ids=[item_id])
     assert store.client.count() == 0
 

@@ -264,11 +264,12 @@ class OmniVectorStore(BasePydanticVectorStore):
         if self._store.dim is not None:
             self._check_model()
         options = {k: v for k, v in kwargs.items() if v is not None}
+        # empty lists mean "no restriction": VectorStoreIndex passes its (empty) node list
+        node_ids = with_segments(self._store, query.node_ids) if query.node_ids else None
         hits = self._store.search(
             vector,
             limit=query.similarity_top_k,
-            # empty lists mean "no restriction": VectorStoreIndex passes its (empty) node list
-            filter=_selection(query.node_ids or None, query.doc_ids or None, query.filters),
+            filter=_selection(node_ids, query.doc_ids or None, query.filters),
             fusion=options.pop("fusion", self.fusion),
             streams=options.pop("streams", self.streams),
             weights=options.pop("weights", self.weights),
