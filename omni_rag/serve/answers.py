@@ -99,9 +99,11 @@ class Answerer:
 
     def search(self, embedded: list[Embedded]) -> list[Outcome]:
         """Stage two: one store call per set of search options, then each answer's JSON."""
-        ok = [(n, e) for n, e in enumerate(embedded) if isinstance(e.vector, np.ndarray)]
-        found = per_key([(e.job.options, e.vector) for _, e in ok], self._search)  # type: ignore[misc]
-        results: dict[int, bytes | Exception] = dict(zip((n for n, _ in ok), found, strict=True))
+        ok = [
+            (n, e.job.options, e.vector) for n, e in enumerate(embedded) if isinstance(e.vector, np.ndarray)
+        ]
+        found = per_key([(options, vector) for _, options, vector in ok], self._search)
+        results: dict[int, bytes | Exception] = dict(zip((n for n, _, _ in ok), found, strict=True))
         results.update((n, e.vector) for n, e in enumerate(embedded) if isinstance(e.vector, OmniInputError))
         return [_outcome(results[n]) for n in range(len(embedded))]
 

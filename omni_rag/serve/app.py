@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -44,8 +44,6 @@ DEFAULT_MAX_UPLOAD_MB = 200
 #: What every refused ``/media`` or ``/poster`` request gets: nothing about why.
 NOT_FOUND = {"detail": "not found"}
 
-T = TypeVar("T")
-
 
 @dataclass
 class ServeConfig:
@@ -68,10 +66,6 @@ class ServeState:
     config: ServeConfig
     batcher: QueryBatcher[SearchJob, Outcome]
     posters: PosterCache = field(default_factory=PosterCache)
-
-    async def on_store(self, function: Callable[..., T], *args: Any) -> T:
-        """Run an answerer's store call in a worker thread (it keeps its store calls apart)."""
-        return await asyncio.to_thread(function, *args)
 
     def model_down(self) -> str | None:
         """Why the model cannot embed (its process stopped), or ``None``."""
@@ -135,7 +129,7 @@ def _api_routes(app: FastAPI, state: ServeState) -> None:
         down = state.model_down()
         if down is not None:
             return JSONResponse({"status": "down", "detail": down}, status_code=503)
-        points = await state.on_store(state.answerer.count)
+        points = await asyncio.to_thread(state.answerer.count)
         return _json(
             {
                 "status": "ok",
@@ -219,7 +213,7 @@ def _media_routes(app: FastAPI, state: ServeState) -> None:
     guarded = [Depends(_require_key)]
 
     async def lookup(point_id: str) -> MediaSource:
-        found = await state.on_store(state.answerer.media, point_id)
+        found = await asyncio.to_thread(state.answerer.media, point_id)
         if found is None:
             raise HTTPException(404, NOT_FOUND["detail"])
         return found

@@ -72,8 +72,8 @@ INDEX_THRESHOLD = 2_000
 #: indexes them (merged with other small segments), never the collection's large segments again.
 #: Merges stop once the next would pass it, so a store kept this way holds about 2 x points / cap
 #: segments, each searched on its own. At 100k points a 20k cap kept 7 segments and searched 2.0x
-#: slower than one optimize(); 50k keeps 4 and searched 1.11x, with a 1,000-point add indexed in
-#: 5.2 s (1.3 % of a full build; benchmarks/bench_store.py). At 2048 d a 50k merge needs about
+#: slower than one optimize(); 50k keeps 4 and searched 1.11-1.30x, with a 1,000-point add indexed
+#: in 5-6 s (1.3-1.6 % of a full build; benchmarks/bench_store.py). At 2048 d a 50k merge needs about
 #: 4 GiB of free disk while it runs (Edge checks, and refuses the build when short).
 SEGMENT_POINTS = 50_000
 
